@@ -1,0 +1,7 @@
+//! `goproxy config show`.
+
+use super::Loaded;
+
+pub fn render(loaded: &Loaded) -> String {
+    format!("{:?}", loaded.settings)
+}

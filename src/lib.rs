@@ -1,0 +1,5 @@
+//! goproxy: a caching Go module proxy.
+
+pub mod config;
+pub mod gomod;
+pub mod storage;

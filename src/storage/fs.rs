@@ -1,0 +1,1 @@
+//! The filesystem backend: keys are paths under a root directory.
