@@ -50,7 +50,7 @@ impl Query {
 }
 
 /// What a version in a request URL turned out to be.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum RequestedVersion {
     Canonical(Version),
     Query(Query),

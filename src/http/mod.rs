@@ -1,0 +1,86 @@
+//! The HTTP edge: routing, the artifact handler, health probes and request logs.
+//! Handlers talk to the cache and the upstreams only through `fetch::Fetcher`.
+
+mod error;
+mod log;
+pub mod route;
+pub mod serve;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::header::{ALLOW, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+
+use crate::config::Settings;
+use crate::fetch::{CacheOutcome, Fetcher};
+pub use error::ApiError;
+use route::Route;
+
+/// Response header that says how the answer was produced: hit, miss, stale, negative.
+pub const CACHE_HEADER: &str = "x-goproxy-cache";
+
+/// Cache lifetime advertised for immutable artifacts (one week, as peers use).
+const IMMUTABLE_CACHE_CONTROL: &str = "public, max-age=604800, immutable";
+
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub fetcher: Arc<Fetcher>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .fallback(handle)
+        .layer(axum::middleware::from_fn(log::log_request))
+        .with_state(state)
+}
+
+async fn handle(State(state): State<AppState>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+    if method != Method::GET && method != Method::HEAD {
+        let mut response = ApiError::new(StatusCode::METHOD_NOT_ALLOWED, format!("method {method} not allowed (use GET or HEAD)")).into_response();
+        response.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return response;
+    }
+    let route = match route::parse(uri.path()) {
+        Ok(route) => route,
+        Err(rejection) => return ApiError::new(rejection.status, rejection.message).into_response(),
+    };
+    match route {
+        Route::Health => json_ok(r#"{"status":"ok"}"#),
+        Route::Ready => ready(&state).await,
+        Route::Artifact(key) => {
+            let resolved = match state.fetcher.resolve(&key).await {
+                Ok(resolved) => resolved,
+                Err(err) => return ApiError::from(err).into_response(),
+            };
+            let cache_control = match resolved.outcome {
+                CacheOutcome::Stale => "no-cache".to_owned(),
+                _ if key.is_immutable() => IMMUTABLE_CACHE_CONTROL.to_owned(),
+                _ => format!("public, max-age={}", state.settings.list_ttl.as_secs()),
+            };
+            let opts = serve::ServeOptions { content_type: key.content_type(), cache_control, head: method == Method::HEAD };
+            let mut response = serve::respond(resolved.object, &headers, opts).await;
+            response.headers_mut().insert(CACHE_HEADER, HeaderValue::from_static(resolved.outcome.as_str()));
+            response
+        }
+    }
+}
+
+fn json_ok(body: &'static str) -> Response {
+    let mut response = body.into_response();
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+async fn ready(state: &AppState) -> Response {
+    match state.fetcher.storage().check_ready().await {
+        Ok(()) => json_ok(r#"{"status":"ready"}"#),
+        Err(err) => {
+            tracing::error!(error = %err, "readiness check failed");
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not ready: the cache storage is not writable (see the proxy's log)").into_response()
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! Turns a stored object into an HTTP response: validators (strong ETag,
+//! Last-Modified), conditional requests (304), byte ranges (206/416, If-Range) and
+//! HEAD. Bodies stream from storage; nothing is buffered whole.
+
+use std::io::SeekFrom;
+use std::time::{Duration, SystemTime};
+
+use axum::body::Body;
+use axum::http::header::{
+    ACCEPT_RANGES, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH,
+    IF_RANGE, LAST_MODIFIED, RANGE,
+};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio_util::io::ReaderStream;
+
+use crate::storage::{Object, ObjectBody, ObjectMeta};
+
+/// Read size when streaming files to clients.
+const STREAM_CHUNK: usize = 256 * 1024;
+
+pub struct ServeOptions {
+    pub content_type: &'static str,
+    pub cache_control: String,
+    pub head: bool,
+}
+
+/// A strong validator. Stored artifacts are never modified in place (they are
+/// replaced by rename), so size and modification time identify the bytes.
+pub fn etag(meta: &ObjectMeta) -> String {
+    let nanos = meta.modified.duration_since(SystemTime::UNIX_EPOCH).unwrap_or(Duration::ZERO).as_nanos();
+    format!("\"{nanos:x}-{:x}\"", meta.size)
+}
+
+pub async fn respond(object: Object, request: &HeaderMap, opts: ServeOptions) -> Response {
+    let meta = object.meta.clone();
+    let tag = etag(&meta);
+    let last_modified = httpdate::fmt_http_date(meta.modified);
+    let mut builder = Response::builder()
+        .header(ETAG, &tag)
+        .header(LAST_MODIFIED, &last_modified)
+        .header(CACHE_CONTROL, &opts.cache_control)
+        .header(ACCEPT_RANGES, "bytes");
+
+    if not_modified(request, &tag, meta.modified) {
+        return builder.status(StatusCode::NOT_MODIFIED).body(Body::empty()).unwrap_or_default();
+    }
+
+    builder = builder.header(CONTENT_TYPE, opts.content_type);
+    let range = match requested_range(request, &tag, &last_modified, meta.size) {
+        RangeDecision::Full => None,
+        RangeDecision::Partial(start, end) => Some((start, end)),
+        RangeDecision::Unsatisfiable => {
+            return builder
+                .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                .header(CONTENT_RANGE, format!("bytes */{}", meta.size))
+                .header(CONTENT_TYPE, "text/plain; charset=utf-8")
+                .body(Body::from(format!("range not satisfiable: the object has {} bytes\n", meta.size)))
+                .unwrap_or_default();
+        }
+    };
+    let (status, start, len) = match range {
+        Some((start, end)) => {
+            builder = builder.header(CONTENT_RANGE, format!("bytes {start}-{end}/{}", meta.size));
+            (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
+        }
+        None => (StatusCode::OK, 0, meta.size),
+    };
+    builder = builder.status(status).header(CONTENT_LENGTH, len);
+    if opts.head {
+        return builder.body(Body::empty()).unwrap_or_default();
+    }
+    let body = match object.body {
+        ObjectBody::Bytes(bytes) => {
+            let end = (start + len).min(bytes.len() as u64) as usize;
+            Body::from(bytes.slice(start as usize..end))
+        }
+        ObjectBody::File { mut file, len: available } => {
+            if start > 0 && let Err(e) = file.seek(SeekFrom::Start(start)).await {
+                tracing::error!(error = %e, "seek in cached file failed");
+                return internal_error();
+            }
+            Body::from_stream(ReaderStream::with_capacity(file.take(len.min(available)), STREAM_CHUNK))
+        }
+    };
+    builder.body(body).unwrap_or_default()
+}
+
+fn internal_error() -> Response {
+    let mut response = Response::new(Body::from("internal error reading the cache\n"));
+    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response
+}
+
+/// RFC 9110 §13.1.2/13.1.3: If-None-Match wins over If-Modified-Since.
+fn not_modified(request: &HeaderMap, tag: &str, modified: SystemTime) -> bool {
+    if let Some(inm) = request.get(IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
+        return inm.split(',').map(str::trim).any(|t| t == "*" || t.trim_start_matches("W/") == tag);
+    }
+    if let Some(ims) = request.get(IF_MODIFIED_SINCE).and_then(|v| v.to_str().ok())
+        && let Ok(since) = httpdate::parse_http_date(ims)
+    {
+        // HTTP dates have one-second resolution.
+        let modified_secs = modified.duration_since(SystemTime::UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs();
+        let since_secs = since.duration_since(SystemTime::UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs();
+        return modified_secs <= since_secs;
+    }
+    false
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum RangeDecision {
+    Full,
+    /// Inclusive byte positions.
+    Partial(u64, u64),
+    Unsatisfiable,
+}
+
+fn requested_range(request: &HeaderMap, tag: &str, last_modified: &str, size: u64) -> RangeDecision {
+    let Some(range) = request.get(RANGE).and_then(|v| v.to_str().ok()) else {
+        return RangeDecision::Full;
+    };
+    // If-Range needs a strong match; otherwise the client's partial copy is of other
+    // bytes and it must get the whole object.
+    if let Some(if_range) = request.get(IF_RANGE).and_then(|v| v.to_str().ok()) {
+        let if_range = if_range.trim();
+        let matches = if if_range.starts_with('"') { if_range == tag } else { if_range == last_modified };
+        if !matches {
+            return RangeDecision::Full;
+        }
+    }
+    parse_range(range, size)
+}
+
+/// One `bytes=` range; several ranges are answered with the whole object, which
+/// RFC 9110 allows and no module client asks for.
+fn parse_range(header: &str, size: u64) -> RangeDecision {
+    let Some(spec) = header.trim().strip_prefix("bytes=") else {
+        return RangeDecision::Full;
+    };
+    if spec.contains(',') {
+        return RangeDecision::Full;
+    }
+    let Some((first, last)) = spec.trim().split_once('-') else {
+        return RangeDecision::Full;
+    };
+    let (first, last) = (first.trim(), last.trim());
+    let parse = |s: &str| s.parse::<u64>().ok();
+    match (first.is_empty(), last.is_empty()) {
+        (true, true) => RangeDecision::Full,
+        (true, false) => match parse(last) {
+            None => RangeDecision::Full,
+            Some(0) => RangeDecision::Unsatisfiable,
+            Some(_) if size == 0 => RangeDecision::Unsatisfiable,
+            Some(n) => RangeDecision::Partial(size.saturating_sub(n), size - 1),
+        },
+        (false, _) => {
+            let Some(start) = parse(first) else { return RangeDecision::Full };
+            let end = if last.is_empty() {
+                size.saturating_sub(1)
+            } else {
+                match parse(last) {
+                    Some(e) if e >= start => e.min(size.saturating_sub(1)),
+                    _ => return RangeDecision::Full,
+                }
+            };
+            if start >= size { RangeDecision::Unsatisfiable } else { RangeDecision::Partial(start, end) }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn range_forms() {
+        assert_eq!(parse_range("bytes=0-9", 100), RangeDecision::Partial(0, 9));
+        assert_eq!(parse_range("bytes=90-", 100), RangeDecision::Partial(90, 99));
+        assert_eq!(parse_range("bytes=-10", 100), RangeDecision::Partial(90, 99));
+        assert_eq!(parse_range("bytes=-200", 100), RangeDecision::Partial(0, 99));
+        assert_eq!(parse_range("bytes=50-500", 100), RangeDecision::Partial(50, 99));
+        assert_eq!(parse_range("bytes=100-", 100), RangeDecision::Unsatisfiable);
+        assert_eq!(parse_range("bytes=-0", 100), RangeDecision::Unsatisfiable);
+        assert_eq!(parse_range("bytes=0-", 0), RangeDecision::Unsatisfiable);
+        assert_eq!(parse_range("bytes=5-1", 100), RangeDecision::Full);
+        assert_eq!(parse_range("bytes=0-1,5-6", 100), RangeDecision::Full);
+        assert_eq!(parse_range("items=0-1", 100), RangeDecision::Full);
+        assert_eq!(parse_range("bytes=x-1", 100), RangeDecision::Full);
+    }
+
+    #[test]
+    fn if_range_must_match_strongly() {
+        let mut h = HeaderMap::new();
+        h.insert(RANGE, HeaderValue::from_static("bytes=1-2"));
+        h.insert(IF_RANGE, HeaderValue::from_static("\"abc\""));
+        assert_eq!(requested_range(&h, "\"abc\"", "date", 10), RangeDecision::Partial(1, 2));
+        assert_eq!(requested_range(&h, "\"other\"", "date", 10), RangeDecision::Full);
+        h.insert(IF_RANGE, HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
+        assert_eq!(requested_range(&h, "\"abc\"", "Wed, 21 Oct 2015 07:28:00 GMT", 10), RangeDecision::Partial(1, 2));
+    }
+}

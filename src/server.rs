@@ -1,0 +1,73 @@
+//! Starting and stopping the proxy: bind, build the shared state, serve until told
+//! to stop, then drain in-flight requests within a deadline.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::Settings;
+use crate::fetch::Fetcher;
+use crate::http::{AppState, router};
+use crate::storage::Storage;
+use crate::storage::fs::FsStorage;
+use crate::upstream::{UpstreamError, Upstreams};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source} (set --listen/LISTEN or --port/PORT to a free address)")]
+    Bind { addr: String, source: std::io::Error },
+    #[error("{0}")]
+    Upstream(#[from] UpstreamError),
+}
+
+/// A running server.
+pub struct Server {
+    local_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting connections and waits for in-flight requests, at most
+    /// `deadline`; connections still open then are dropped.
+    pub async fn shutdown(self, deadline: std::time::Duration) {
+        let _ = self.shutdown.send(true);
+        let abort = self.task.abort_handle();
+        if tokio::time::timeout(deadline, self.task).await.is_err() {
+            tracing::warn!(?deadline, "in-flight requests did not finish in time; closing them");
+            abort.abort();
+        }
+    }
+}
+
+/// Starts the proxy with the filesystem cache at `settings.cache_dir`.
+pub async fn start(settings: Arc<Settings>) -> Result<Server, StartError> {
+    let storage: Arc<dyn Storage> = Arc::new(FsStorage::new(settings.cache_dir.clone()));
+    start_with_storage(settings, storage).await
+}
+
+pub async fn start_with_storage(settings: Arc<Settings>, storage: Arc<dyn Storage>) -> Result<Server, StartError> {
+    let upstreams = Upstreams::new(Arc::clone(&settings))?;
+    let fetcher = Arc::new(Fetcher::new(storage, upstreams, Arc::clone(&settings)));
+    let state = AppState { settings: Arc::clone(&settings), fetcher };
+    let listener = tokio::net::TcpListener::bind(&settings.listen)
+        .await
+        .map_err(|source| StartError::Bind { addr: settings.listen.clone(), source })?;
+    let local_addr = listener.local_addr().map_err(|source| StartError::Bind { addr: settings.listen.clone(), source })?;
+    let (shutdown, mut signal) = watch::channel(false);
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = signal.wait_for(|stop| *stop).await;
+            })
+            .await
+    });
+    Ok(Server { local_addr, shutdown, task })
+}

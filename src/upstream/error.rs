@@ -1,0 +1,38 @@
+use std::fmt;
+
+/// Why one upstream did not deliver.
+#[derive(Clone, Debug)]
+pub struct UpstreamFailure {
+    /// Redacted upstream URL.
+    pub upstream: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// At least one upstream answered 404/410 and none delivered.
+    #[error("not found upstream ({})", Summary(.failures))]
+    NotFound { failures: Vec<UpstreamFailure> },
+    /// Every upstream failed for another reason (network, 5xx, 429, invalid content).
+    #[error("all upstreams failed ({})", Summary(.failures))]
+    Unavailable { failures: Vec<UpstreamFailure> },
+    #[error("cannot build the upstream HTTP client: {0}")]
+    Client(String),
+}
+
+struct Summary<'a>(&'a [UpstreamFailure]);
+
+impl fmt::Display for Summary<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("no upstreams configured");
+        }
+        for (i, failure) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{}: {}", failure.upstream, failure.reason)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,146 @@
+//! Talking to upstream GOPROXY servers: one pooled HTTP client, an ordered list of
+//! upstreams, retries with backoff for transient failures, and a deliberate final
+//! answer (404 if any upstream said "not found", otherwise 502).
+
+mod attempt;
+mod client;
+mod error;
+
+pub use attempt::{BodyError, describe_reqwest_error as describe_error};
+pub use client::build_client;
+pub use error::{UpstreamError, UpstreamFailure};
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use url::Url;
+
+use crate::config::Settings;
+use attempt::AttemptError;
+
+/// Retry-After values longer than this are not waited for: the upstream is given up
+/// on for this request instead of holding the client that long.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+
+/// One configured upstream.
+#[derive(Clone, Debug)]
+pub struct UpstreamBase {
+    pub url: Url,
+    /// The URL with any password removed: the only form that reaches logs and clients.
+    pub display: String,
+}
+
+impl UpstreamBase {
+    pub fn new(url: Url) -> Self {
+        let display = redact_url(&url);
+        UpstreamBase { url, display }
+    }
+
+    /// `base` + `/` + the escaped request path, each segment percent-encoded as needed.
+    fn join(&self, path: &str) -> Url {
+        let mut url = self.url.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.pop_if_empty();
+            for seg in path.split('/') {
+                segments.push(seg);
+            }
+        }
+        url
+    }
+}
+
+/// Removes the password (and keeps a marker) from a URL.
+pub fn redact_url(url: &Url) -> String {
+    let mut u = url.clone();
+    if u.password().is_some() {
+        let _ = u.set_password(Some("***"));
+    }
+    u.as_str().trim_end_matches('/').to_owned()
+}
+
+/// What a successful fetch produced, and where it came from.
+#[derive(Debug)]
+pub struct Fetched<T> {
+    pub value: T,
+    pub upstream: String,
+    pub etag: Option<String>,
+}
+
+pub struct Upstreams {
+    client: reqwest::Client,
+    bases: Vec<UpstreamBase>,
+    settings: Arc<Settings>,
+}
+
+impl Upstreams {
+    pub fn new(settings: Arc<Settings>) -> Result<Self, UpstreamError> {
+        let client = build_client(&settings)?;
+        let bases = settings.upstreams.iter().cloned().map(UpstreamBase::new).collect();
+        Ok(Upstreams { client, bases, settings })
+    }
+
+    pub fn bases(&self) -> &[UpstreamBase] {
+        &self.bases
+    }
+
+    /// Fetches `path` (an escaped GOPROXY path such as `rsc.io/quote/@v/list`) from the
+    /// upstreams in order. `consume` reads and validates a 200 response's body; it
+    /// is called again for every retry, so it must start from scratch each time.
+    ///
+    /// Per upstream: 404/410 moves on at once; network errors, 5xx and 429 are retried
+    /// with exponential backoff and jitter (honouring Retry-After), then the next
+    /// upstream is tried; a body that fails validation or any other status moves on
+    /// without retrying. The final error is `NotFound` if any upstream said so,
+    /// `Unavailable` otherwise.
+    pub async fn fetch<T, F, Fut>(&self, path: &str, consume: F) -> Result<Fetched<T>, UpstreamError>
+    where
+        F: Fn(reqwest::Response) -> Fut,
+        Fut: Future<Output = Result<T, BodyError>>,
+    {
+        let mut failures = Vec::new();
+        let mut not_found = false;
+        for base in &self.bases {
+            let url = base.join(path);
+            let attempt = || async { attempt::run(&self.client, &self.settings, &url, &consume).await };
+            let backoff = ExponentialBuilder::default()
+                .with_min_delay(self.settings.retry_backoff)
+                .with_max_delay(self.settings.retry_backoff.saturating_mul(32).max(Duration::from_secs(1)))
+                .with_max_times(self.settings.retry_attempts.saturating_sub(1) as usize)
+                .with_jitter();
+            let result = attempt
+                .retry(backoff)
+                .when(AttemptError::is_transient)
+                .adjust(|err, delay| match (err.retry_after(), delay) {
+                    (_, None) => None,
+                    (Some(wait), Some(_)) if wait > MAX_RETRY_AFTER => None,
+                    (Some(wait), Some(_)) => Some(wait),
+                    (None, Some(d)) => Some(d),
+                })
+                .notify(|err, delay| {
+                    tracing::warn!(upstream = %base.display, path, error = %err, retry_in = ?delay, "upstream attempt failed, retrying");
+                })
+                .await;
+            match result {
+                Ok((value, etag)) => {
+                    return Ok(Fetched { value, upstream: base.display.clone(), etag });
+                }
+                Err(AttemptError::NotFound(status)) => {
+                    tracing::debug!(upstream = %base.display, path, status, "not found upstream");
+                    not_found = true;
+                    failures.push(UpstreamFailure { upstream: base.display.clone(), reason: format!("{status} not found") });
+                }
+                Err(err) => {
+                    tracing::warn!(upstream = %base.display, path, error = %err, "upstream failed");
+                    failures.push(UpstreamFailure { upstream: base.display.clone(), reason: err.to_string() });
+                }
+            }
+        }
+        if not_found {
+            Err(UpstreamError::NotFound { failures })
+        } else {
+            Err(UpstreamError::Unavailable { failures })
+        }
+    }
+}
