@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every check and test of the project: formatting, lints, unit, integration
+# and end-to-end tests (the last ones drive the real `go` command).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v go >/dev/null 2>&1; then
+  if [ -x /usr/local/go/bin/go ]; then
+    export PATH="$PATH:/usr/local/go/bin"
+  else
+    echo "go not found: installing Debian's golang-go for the end-to-end tests" >&2
+    apt-get update -qq && apt-get install -y -qq golang-go >/dev/null
+  fi
+fi
+go version
+
+cargo fmt --all -- --check
+cargo clippy --all-targets --locked -- -D warnings
+cargo test --all-targets --locked

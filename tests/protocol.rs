@@ -1,0 +1,217 @@
+//! The GOPROXY protocol as served to clients: endpoints, content types, headers,
+//! escaping, HEAD, conditional and range requests, and refusal of malformed paths.
+
+mod support;
+
+use reqwest::StatusCode;
+use support::{FakeUpstream, Module, TestProxy, client};
+
+async fn setup() -> (FakeUpstream, TestProxy, Module) {
+    let upstream = FakeUpstream::start().await;
+    let m = Module::simple("example.com/hello", "v1.0.0");
+    upstream.add(m.clone());
+    upstream.add(Module::simple("example.com/hello", "v1.1.0"));
+    let proxy = TestProxy::start(&[&upstream.url]).await;
+    (upstream, proxy, m)
+}
+
+#[tokio::test]
+async fn serves_every_endpoint_with_its_content_type() {
+    let (_up, proxy, m) = setup().await;
+    let cases = [
+        ("/example.com/hello/@v/list", "text/plain; charset=utf-8", b"v1.0.0\nv1.1.0\n".to_vec()),
+        (&m.url_path("info") as &str, "application/json", m.info.clone()),
+        (&m.url_path("mod"), "text/plain; charset=utf-8", m.go_mod.clone()),
+        (&m.url_path("zip"), "application/zip", m.zip.clone()),
+    ];
+    for (path, content_type, body) in cases {
+        let r = proxy.get(path).await;
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        assert_eq!(r.headers()["content-type"], content_type, "{path}");
+        assert_eq!(r.headers()["content-length"], body.len().to_string().as_str(), "{path}");
+        assert!(r.headers().contains_key("etag"), "{path}");
+        assert!(r.headers().contains_key("last-modified"), "{path}");
+        assert!(r.headers().contains_key("cache-control"), "{path}");
+        assert_eq!(r.bytes().await.unwrap().as_ref(), body.as_slice(), "{path}");
+    }
+    let latest = proxy.get("/example.com/hello/@latest").await;
+    assert_eq!(latest.status(), StatusCode::OK);
+    assert_eq!(latest.headers()["content-type"], "application/json");
+    let v: serde_json::Value = latest.json().await.unwrap();
+    assert_eq!(v["Version"], "v1.1.0");
+}
+
+#[tokio::test]
+async fn immutable_and_mutable_answers_advertise_different_lifetimes() {
+    let (_up, proxy, m) = setup().await;
+    let zip = proxy.get(&m.url_path("zip")).await;
+    let cc = zip.headers()["cache-control"].to_str().unwrap().to_owned();
+    assert!(cc.contains("immutable") && cc.contains("max-age=604800"), "{cc}");
+    let list = proxy.get("/example.com/hello/@v/list").await;
+    assert_eq!(list.headers()["cache-control"], "public, max-age=60");
+}
+
+#[tokio::test]
+async fn head_has_headers_and_no_body() {
+    let (_up, proxy, m) = setup().await;
+    for path in [m.url_path("zip"), m.url_path("info"), "/example.com/hello/@v/list".to_owned(), "/health".to_owned()] {
+        let r = client().head(format!("{}{}", proxy.url, path)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        if path.ends_with(".zip") {
+            assert_eq!(r.headers()["content-length"], m.zip.len().to_string().as_str());
+        }
+        assert!(r.bytes().await.unwrap().is_empty(), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn upper_case_module_paths_are_escaped() {
+    let upstream = FakeUpstream::start().await;
+    let m = Module::simple("github.com/Azure/Go-Thing", "v1.2.3");
+    upstream.add(m.clone());
+    let proxy = TestProxy::start(&[&upstream.url]).await;
+    assert_eq!(m.url_path("mod"), "/github.com/!azure/!go-!thing/@v/v1.2.3.mod");
+    let r = proxy.get(&m.url_path("zip")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.bytes().await.unwrap().as_ref(), m.zip.as_slice());
+    assert!(proxy.cache_files().contains(&"github.com/!azure/!go-!thing/@v/v1.2.3.zip".to_owned()));
+    // Raw capitals are not a valid escaped path.
+    let r = proxy.get("/github.com/Azure/Go-Thing/@v/v1.2.3.mod").await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn range_and_conditional_requests_on_hits() {
+    let (_up, proxy, m) = setup().await;
+    let path = format!("{}{}", proxy.url, m.url_path("zip"));
+    let full = client().get(&path).send().await.unwrap();
+    let etag = full.headers()["etag"].to_str().unwrap().to_owned();
+    let last_modified = full.headers()["last-modified"].to_str().unwrap().to_owned();
+    assert!(etag.starts_with('"'), "strong etag: {etag}");
+    full.bytes().await.unwrap();
+
+    let part = client().get(&path).header("range", "bytes=10-19").send().await.unwrap();
+    assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(part.headers()["content-range"], format!("bytes 10-19/{}", m.zip.len()).as_str());
+    assert_eq!(part.bytes().await.unwrap().as_ref(), &m.zip[10..20]);
+
+    let tail = client().get(&path).header("range", "bytes=-5").send().await.unwrap();
+    assert_eq!(tail.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(tail.bytes().await.unwrap().as_ref(), &m.zip[m.zip.len() - 5..]);
+
+    let resumed = client().get(&path).header("range", "bytes=20-").header("if-range", &etag).send().await.unwrap();
+    assert_eq!(resumed.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(resumed.bytes().await.unwrap().as_ref(), &m.zip[20..]);
+
+    let changed = client().get(&path).header("range", "bytes=20-").header("if-range", "\"other\"").send().await.unwrap();
+    assert_eq!(changed.status(), StatusCode::OK, "a stale If-Range gets the whole file");
+    assert_eq!(changed.bytes().await.unwrap().len(), m.zip.len());
+
+    let beyond = client().get(&path).header("range", format!("bytes={}-", m.zip.len() + 10)).send().await.unwrap();
+    assert_eq!(beyond.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(beyond.headers()["content-range"], format!("bytes */{}", m.zip.len()).as_str());
+
+    let not_modified = client().get(&path).header("if-none-match", &etag).send().await.unwrap();
+    assert_eq!(not_modified.status(), StatusCode::NOT_MODIFIED);
+    let not_modified = client().get(&path).header("if-modified-since", &last_modified).send().await.unwrap();
+    assert_eq!(not_modified.status(), StatusCode::NOT_MODIFIED);
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let (_up, proxy, _m) = setup().await;
+    for path in ["/health", "/healthz"] {
+        let r = proxy.get(path).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()["content-type"], "application/json");
+        assert_eq!(r.text().await.unwrap(), r#"{"status":"ok"}"#);
+    }
+    let r = proxy.get("/readyz").await;
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn readiness_fails_when_the_cache_is_not_writable() {
+    let upstream = FakeUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    // A regular file where the cache directory should be: nothing can be written.
+    let blocked = dir.path().join("cache");
+    std::fs::write(&blocked, b"not a directory").unwrap();
+    let proxy = TestProxy::start_with(&[&upstream.url], |s| s.cache_dir = blocked.clone()).await;
+    let r = proxy.get("/readyz").await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.headers()["content-type"], "text/plain; charset=utf-8");
+    let body = r.text().await.unwrap();
+    assert!(!body.contains(dir.path().to_str().unwrap()), "no local paths in bodies: {body}");
+    assert_eq!(proxy.get("/healthz").await.status(), StatusCode::OK, "liveness does not depend on the cache");
+}
+
+#[tokio::test]
+async fn other_methods_are_refused() {
+    let (_up, proxy, m) = setup().await;
+    let r = client().post(format!("{}{}", proxy.url, m.url_path("info"))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.headers()["allow"], "GET, HEAD");
+}
+
+/// Every malformed path is refused with a text/plain reason, without any upstream
+/// request and without touching the cache directory.
+#[tokio::test]
+async fn malformed_paths_never_reach_disk_or_upstream() {
+    let (upstream, proxy, _m) = setup().await;
+    let long = format!("/example.com/{}/@v/list", "a".repeat(3000));
+    let cases: Vec<(&str, u16)> = vec![
+        ("/%2e%2e/%2e%2e/etc/passwd.info", 400),
+        ("/example.com/%2e%2e/%2e%2e/@v/list", 400),
+        ("/example.com/hello/@v/..%2f..%2fx.zip", 400),
+        ("/example.com/hello/@v/%2e%2e.info", 400),
+        ("/example.com/a%5cb/@v/list", 400),
+        ("/example.com/a\\b/@v/list", 400),
+        ("/example.com/a%00b/@v/list", 400),
+        ("/example.com//hello/@v/list", 400),
+        ("/example.com/hello/@v//v1.0.0.info", 400),
+        ("/example.com/./hello/@v/list", 400),
+        ("/example.com/hello/@v/v1.0.0.info%", 400),
+        ("/example.com/hello/@v/v1.0.0.info%zz", 400),
+        ("/example.com/%ff%fe/@v/list", 400),
+        ("/example.com/Hello/@v/list", 400),
+        ("/example.com/!!hello/@v/list", 400),
+        ("/example.com/hello!/@v/list", 400),
+        (&long, 414),
+        ("/nodot/@v/list", 404),
+        ("/-example.com/x/@v/list", 404),
+        ("/example.com/x/v1/@v/list", 404),
+        ("/example.com/hello/@v/v2.0.0.mod", 404),
+        ("/example.com/hello/@v/master.zip", 404),
+        ("/example.com/hello/@v/v1.0.mod", 404),
+        ("/example.com/hello/@v/v1.0.0.tar", 404),
+        ("/example.com/hello", 404),
+        ("/", 404),
+    ];
+    for (path, want) in cases {
+        let r = client().get(format!("{}{}", proxy.url, path)).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), want, "{path}");
+        assert_eq!(r.headers()["content-type"], "text/plain; charset=utf-8", "{path}");
+        let body = r.text().await.unwrap();
+        assert!(!body.trim().is_empty(), "{path}: body says why");
+        assert!(!body.contains(proxy.cache.path().to_str().unwrap()), "{path}: {body}");
+    }
+    assert_eq!(upstream.total_hits(), 0, "no malformed request reached the upstream: {:?}", upstream.log());
+    assert!(proxy.cache_files().is_empty(), "nothing written: {:?}", proxy.cache_files());
+}
+
+#[tokio::test]
+async fn absolute_paths_in_the_request_target_are_refused() {
+    // An absolute-form request target must not let a client pick another host or
+    // reach outside the cache; use a raw socket so no client normalizes it.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (upstream, proxy, _m) = setup().await;
+    for target in ["//etc/passwd.info", "/example.com/hello/@v/%2Fetc%2Fpasswd.info"] {
+        let mut s = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+        s.write_all(format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        assert!(out.starts_with("HTTP/1.1 400"), "{target}: {out}");
+    }
+    assert_eq!(upstream.total_hits(), 0);
+}

@@ -1,0 +1,262 @@
+//! A fake upstream GOPROXY on 127.0.0.1 serving modules that the tests build,
+//! counting requests per path and injecting faults on demand.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::Response;
+use bytes::Bytes;
+use goproxy::gomod::{semver, version};
+
+use super::module::{Module, escape};
+
+#[derive(Clone, Debug)]
+pub enum Fault {
+    /// Answer with this status and a short text body.
+    Status(u16),
+    /// Answer with this status and a `Retry-After: <secs>` header.
+    RetryAfter(u16, u64),
+    /// Wait this long before answering normally.
+    Delay(Duration),
+    /// Send headers (with the full Content-Length) and half the body, then break the connection.
+    Truncate,
+    /// Answer 200 with this body instead of the real one.
+    Body(Vec<u8>),
+    /// Send the body slowly: this many bytes per 10 ms.
+    Slow(usize),
+}
+
+#[derive(Default)]
+struct Inner {
+    modules: BTreeMap<(String, String), Module>,
+    hits: HashMap<String, usize>,
+    log: Vec<String>,
+    faults: HashMap<String, VecDeque<Fault>>,
+    always: Option<Fault>,
+    active: usize,
+    max_active: usize,
+    /// Paths answered 200 with an empty list even though no module is known.
+    empty_lists: Vec<String>,
+}
+
+#[derive(Clone)]
+pub struct FakeUpstream {
+    pub url: String,
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl FakeUpstream {
+    pub async fn start() -> FakeUpstream {
+        let inner = Arc::new(Mutex::new(Inner::default()));
+        let app = axum::Router::new().fallback(serve).with_state(Arc::clone(&inner));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind fake upstream");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        FakeUpstream { url: format!("http://{addr}"), inner }
+    }
+
+    pub fn add(&self, module: Module) -> &Self {
+        self.lock().modules.insert((module.path.clone(), module.version.clone()), module);
+        self
+    }
+
+    pub fn remove(&self, path: &str, version: &str) {
+        self.lock().modules.remove(&(path.to_owned(), version.to_owned()));
+    }
+
+    /// Requests seen for exactly this path (e.g. `/rsc.io/quote/@v/list`).
+    pub fn hits(&self, path: &str) -> usize {
+        self.lock().hits.get(path).copied().unwrap_or(0)
+    }
+
+    pub fn total_hits(&self) -> usize {
+        self.lock().hits.values().sum()
+    }
+
+    /// Every request path, in arrival order.
+    pub fn log(&self) -> Vec<String> {
+        self.lock().log.clone()
+    }
+
+    /// The most requests that were being answered at the same moment.
+    pub fn max_concurrent(&self) -> usize {
+        self.lock().max_active
+    }
+
+    /// Faults applied to the next requests for `path`, one per request, in order.
+    pub fn push_faults(&self, path: &str, faults: &[Fault]) {
+        self.lock().faults.entry(path.to_owned()).or_default().extend(faults.iter().cloned());
+    }
+
+    /// A fault applied to every request until cleared with `None`.
+    pub fn set_always(&self, fault: Option<Fault>) {
+        self.lock().always = fault;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+struct Active(Arc<Mutex<Inner>>);
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).active -= 1;
+    }
+}
+
+async fn serve(State(inner): State<Arc<Mutex<Inner>>>, uri: Uri, _headers: HeaderMap) -> Response {
+    let path = uri.path().to_owned();
+    let (fault, answer) = {
+        let mut st = inner.lock().unwrap_or_else(|e| e.into_inner());
+        *st.hits.entry(path.clone()).or_default() += 1;
+        st.log.push(path.clone());
+        st.active += 1;
+        st.max_active = st.max_active.max(st.active);
+        let fault = match st.faults.get_mut(&path).and_then(VecDeque::pop_front) {
+            Some(f) => Some(f),
+            None => st.always.clone(),
+        };
+        (fault, lookup(&st, &path))
+    };
+    let guard = Active(Arc::clone(&inner));
+    let response = match fault {
+        Some(Fault::Status(code)) => text(code, format!("injected status {code}\n")),
+        Some(Fault::RetryAfter(code, secs)) => {
+            let mut r = text(code, "slow down\n".to_owned());
+            r.headers_mut().insert("retry-after", secs.to_string().parse().expect("header"));
+            r
+        }
+        Some(Fault::Delay(d)) => {
+            tokio::time::sleep(d).await;
+            answer.into_response()
+        }
+        Some(Fault::Body(body)) => ok(body),
+        Some(Fault::Truncate) => match answer {
+            Answer::Found(body) => truncated(body),
+            other => other.into_response(),
+        },
+        Some(Fault::Slow(step)) => match answer {
+            Answer::Found(body) => slow(body, step),
+            other => other.into_response(),
+        },
+        None => answer.into_response(),
+    };
+    drop(guard);
+    response
+}
+
+enum Answer {
+    Found(Vec<u8>),
+    NotFound(String),
+}
+
+impl Answer {
+    fn into_response(self) -> Response {
+        match self {
+            Answer::Found(body) => ok(body),
+            Answer::NotFound(msg) => text(404, msg),
+        }
+    }
+}
+
+fn lookup(st: &Inner, path: &str) -> Answer {
+    let rest = path.trim_start_matches('/');
+    let find_module = |escaped: &str| st.modules.values().filter(move |m| escape(&m.path) == escaped);
+    if let Some(module) = rest.strip_suffix("/@latest") {
+        let mut versions: Vec<&Module> = find_module(module).collect();
+        versions.sort_by(|a, b| rank(a).cmp(&rank(b)).then(semver::compare(&a.version, &b.version)));
+        return match versions.last() {
+            Some(m) => Answer::Found(m.info.clone()),
+            None => Answer::NotFound(format!("not found: {module}@latest\n")),
+        };
+    }
+    let Some((module, file)) = rest.rsplit_once("/@v/") else {
+        return Answer::NotFound("not found\n".to_owned());
+    };
+    if file == "list" {
+        let mut versions: Vec<String> =
+            find_module(module).filter(|m| !version::is_pseudo_version(&m.version)).map(|m| m.version.clone()).collect();
+        if versions.is_empty() && find_module(module).next().is_none() && !st.empty_lists.iter().any(|p| p == module) {
+            return Answer::NotFound(format!("not found: {module}\n"));
+        }
+        versions.sort_by(|a, b| semver::compare(a, b));
+        let body: String = versions.iter().map(|v| format!("{v}\n")).collect();
+        return Answer::Found(body.into_bytes());
+    }
+    let Some((ver, ext)) = file.rsplit_once('.') else {
+        return Answer::NotFound("not found\n".to_owned());
+    };
+    match find_module(module).find(|m| escape(&m.version) == ver) {
+        Some(m) => match ext {
+            "info" => Answer::Found(m.info.clone()),
+            "mod" => Answer::Found(m.go_mod.clone()),
+            "zip" => Answer::Found(m.zip.clone()),
+            _ => Answer::NotFound("not found\n".to_owned()),
+        },
+        None => Answer::NotFound(format!("not found: {module}@{ver}\n")),
+    }
+}
+
+/// Releases above pre-releases above pseudo-versions, as `@latest` prefers.
+fn rank(m: &Module) -> u8 {
+    if version::is_pseudo_version(&m.version) {
+        0
+    } else if !semver::prerelease(&m.version).is_empty() {
+        1
+    } else {
+        2
+    }
+}
+
+fn ok(body: Vec<u8>) -> Response {
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = StatusCode::OK;
+    r
+}
+
+fn text(code: u16, body: String) -> Response {
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = StatusCode::from_u16(code).expect("status");
+    r.headers_mut().insert("content-type", "text/plain; charset=utf-8".parse().expect("header"));
+    r
+}
+
+fn truncated(body: Vec<u8>) -> Response {
+    let full = body.len();
+    let half = Bytes::from(body[..full / 2].to_vec());
+    let stream = futures_util::stream::iter(vec![
+        Ok::<Bytes, std::io::Error>(half),
+        Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected truncation")),
+    ]);
+    let mut r = Response::new(Body::from_stream(stream));
+    r.headers_mut().insert("content-length", full.to_string().parse().expect("header"));
+    r
+}
+
+fn slow(body: Vec<u8>, step: usize) -> Response {
+    let full = body.len();
+    let chunks: Vec<Bytes> = body.chunks(step.max(1)).map(Bytes::copy_from_slice).collect();
+    let stream = futures_util::stream::unfold(chunks.into_iter(), |mut it| async move {
+        let next = it.next()?;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        Some((Ok::<Bytes, std::io::Error>(next), it))
+    });
+    let mut r = Response::new(Body::from_stream(stream));
+    r.headers_mut().insert("content-length", full.to_string().parse().expect("header"));
+    r
+}
+
+impl FakeUpstream {
+    /// Makes `list` for a module with no tagged versions answer an empty 200.
+    pub fn add_empty_list(&self, escaped_module: &str) {
+        self.lock().empty_lists.push(escaped_module.to_owned());
+    }
+}

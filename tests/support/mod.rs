@@ -1,0 +1,96 @@
+//! Shared test support: synthetic Go modules built in memory, a fake upstream
+//! GOPROXY with fault injection, and helpers to run the proxy (in-process or as
+//! the real binary) and the real `go` command against it.
+#![allow(dead_code)] // each test file uses a different part of this module
+
+pub mod fake_upstream;
+pub mod go;
+pub mod module;
+pub mod process;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use goproxy::config::Settings;
+use goproxy::server::Server;
+use tempfile::TempDir;
+
+pub use fake_upstream::{Fault, FakeUpstream};
+pub use module::Module;
+
+/// A proxy running in this process with its own temporary cache directory.
+pub struct TestProxy {
+    pub url: String,
+    pub addr: SocketAddr,
+    pub cache: TempDir,
+    pub settings: Arc<Settings>,
+    server: Option<Server>,
+}
+
+/// Settings for tests: loopback, a temp cache, fast retries.
+pub fn test_settings(cache: &std::path::Path, upstreams: &[&str]) -> Settings {
+    Settings {
+        listen: "127.0.0.1:0".to_owned(),
+        cache_dir: cache.to_owned(),
+        upstreams: upstreams.iter().map(|u| url::Url::parse(u).expect("upstream URL")).collect(),
+        retry_attempts: 3,
+        retry_backoff: Duration::from_millis(10),
+        upstream_connect_timeout: Duration::from_secs(2),
+        upstream_header_timeout: Duration::from_secs(5),
+        upstream_idle_timeout: Duration::from_secs(5),
+        upstream_timeout: Duration::from_secs(60),
+        ..Settings::default()
+    }
+}
+
+impl TestProxy {
+    pub async fn start(upstreams: &[&str]) -> TestProxy {
+        Self::start_with(upstreams, |_| {}).await
+    }
+
+    pub async fn start_with(upstreams: &[&str], tweak: impl FnOnce(&mut Settings)) -> TestProxy {
+        let cache = tempfile::tempdir().expect("temp cache dir");
+        let mut settings = test_settings(cache.path(), upstreams);
+        tweak(&mut settings);
+        let settings = Arc::new(settings);
+        let server = goproxy::server::start(Arc::clone(&settings)).await.expect("proxy starts");
+        let addr = server.local_addr();
+        TestProxy { url: format!("http://{addr}"), addr, cache, settings, server: Some(server) }
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        client().get(format!("{}{}", self.url, path)).send().await.expect("request to proxy")
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown(Duration::from_secs(5)).await;
+        }
+    }
+
+    /// Every file below the cache directory, as relative paths, sorted.
+    pub fn cache_files(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        walk(self.cache.path(), self.cache.path(), &mut out);
+        out.sort();
+        out
+    }
+}
+
+fn walk(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<String>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            walk(root, &path, out);
+        } else if let Ok(rel) = path.strip_prefix(root) {
+            out.push(rel.to_string_lossy().replace('\\', "/"));
+        }
+    }
+}
+
+/// A plain HTTP client without connection reuse surprises.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().expect("client")
+}
