@@ -3,6 +3,8 @@
 //! (e.g. `github.com/!azure/go/@v/v1.0.0.zip`), values are immutable blobs except
 //! where the caller overwrites on purpose (lists).
 
+#[cfg(test)]
+mod compliance;
 pub mod fs;
 pub mod memory;
 
