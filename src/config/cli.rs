@@ -13,8 +13,9 @@ use clap::Args as _;
 
 use super::Key;
 
-/// Settings flags. Durations are written like Go's: 100ms, 2s, 1m30s, 1.5h,
-/// and 30d for days.
+// A `///` comment here would become the `about` text of whatever command
+// flattens these flags. Durations are written as in Go (100ms, 1m30s, 1.5h)
+// or in days (30d).
 #[derive(Clone, Debug, Default, clap::Args)]
 pub struct CliArgs {
     /// Port to listen on, on all interfaces; 0 picks a free port.

@@ -139,7 +139,7 @@ fn port_wins(listen: &Source, port: &Source) -> bool {
 /// or `GOPROXY_CONFIG`, the environment (read only through `env`) and the
 /// flags that were actually given.
 pub fn load(args: &CliArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Loaded, ConfigError> {
-    // `PORT= goproxy` means "not set", as in the shell's own tests.
+    // An empty value is how shells and compose files leave a variable unset.
     let env = |name: &str| env(name).filter(|value| !value.trim().is_empty());
 
     let config_file = match (&args.config, env(CONFIG_ENV)) {
@@ -238,12 +238,12 @@ impl Builder {
 
     fn finish(mut self, config_file: Option<ConfigFile>) -> Loaded {
         let port = self.port.unwrap_or(DEFAULT_PORT);
-        let port_wins = port_wins(
+        let port_replaces = port_wins(
             self.sources.get(&Key::Listen).unwrap_or(&Source::Default),
             self.sources.get(&Key::Port).unwrap_or(&Source::Default),
         );
         self.settings.listen = match &self.listen {
-            Some(listen) if port_wins => listen.with_port(port),
+            Some(listen) if port_replaces => listen.with_port(port),
             Some(listen) => listen.to_string(),
             None => format!("0.0.0.0:{port}"),
         };
@@ -627,7 +627,8 @@ pub(super) mod tests {
 
     #[test]
     fn env_and_flag_errors() {
-        let cases: [(&[&str], &[(&str, &str)], &str); 7] = [
+        type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+        let cases: [Case; 7] = [
             (
                 &[],
                 &[("RETRY_ATTEMPTS", "three")],
