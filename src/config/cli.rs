@@ -1,12 +1,257 @@
 //! Command-line flags. Every setting is an `Option` so "not given" can be told
-//! apart from "given with the default value".
+//! apart from "given with the default value": the old project assigned every
+//! flag's default over the environment and the config file.
+//!
+//! Values are kept as text and parsed by `load`, like the environment's, so a
+//! bad flag gets the same message as a bad variable and a password in
+//! `--upstream` is never echoed back.
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 
+use clap::Args as _;
+
+use super::Key;
+
+// A `///` comment here would become the `about` text of whatever command
+// flattens these flags. Durations are written as in Go (100ms, 1m30s, 1.5h)
+// or in days (30d).
 #[derive(Clone, Debug, Default, clap::Args)]
-pub struct CliArgs {}
+pub struct CliArgs {
+    /// Port to listen on, on all interfaces; 0 picks a free port.
+    /// [env: PORT] [default: 12345]
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<String>,
 
-/// Rewrites Go-style single-dash long flags (`-port 3000`, `-cache=x`) to `--port`.
+    /// Address to listen on, host:port (e.g. 127.0.0.1:8080, [::1]:8080);
+    /// a port set at a higher layer than this replaces its port.
+    /// [env: LISTEN] [default: 0.0.0.0:<port>]
+    #[arg(long, value_name = "HOST:PORT")]
+    pub listen: Option<String>,
+
+    /// Cache directory. [env: CACHE_DIR] [default: ./cache]
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<String>,
+
+    /// Upstream module proxies, comma-separated, tried in order.
+    /// [env: UPSTREAM_PROXY] [default: https://proxy.golang.org]
+    #[arg(long, value_name = "URL,...")]
+    pub upstream: Option<String>,
+
+    /// Config file, YAML (.yaml, .yml) or JSON (.json); environment variables
+    /// and flags override its values. [env: GOPROXY_CONFIG]
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Attempts per upstream request, the first one included (at least 1).
+    /// [env: RETRY_ATTEMPTS] [default: 3]
+    #[arg(long, value_name = "N")]
+    pub retry_attempts: Option<String>,
+
+    /// Delay before the first retry, doubled for each next one.
+    /// [env: RETRY_BACKOFF] [default: 100ms]
+    #[arg(long, value_name = "DURATION")]
+    pub retry_backoff: Option<String>,
+
+    /// How long list, @latest and query answers stay fresh.
+    /// [env: LIST_TTL] [default: 60s]
+    #[arg(long, value_name = "DURATION")]
+    pub list_ttl: Option<String>,
+
+    /// How long a not-found answer is remembered.
+    /// [env: NEGATIVE_TTL] [default: 60s]
+    #[arg(long, value_name = "DURATION")]
+    pub negative_ttl: Option<String>,
+
+    /// Log format: text or json. [env: LOG_FORMAT] [default: text]
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<String>,
+
+    /// Log filter: a level or any tracing EnvFilter directive, e.g.
+    /// goproxy=debug,warn. [env: LOG_LEVEL] [default: info]
+    #[arg(long, value_name = "FILTER")]
+    pub log_level: Option<String>,
+
+    /// How long in-flight requests may run after a shutdown signal.
+    /// [env: SHUTDOWN_TIMEOUT] [default: 10s]
+    #[arg(long, value_name = "DURATION")]
+    pub shutdown_timeout: Option<String>,
+
+    /// TCP and TLS connect timeout for upstreams.
+    /// [env: UPSTREAM_CONNECT_TIMEOUT] [default: 10s]
+    #[arg(long, value_name = "DURATION")]
+    pub upstream_connect_timeout: Option<String>,
+
+    /// Time allowed until an upstream's response headers arrive.
+    /// [env: UPSTREAM_HEADER_TIMEOUT] [default: 60s]
+    #[arg(long, value_name = "DURATION")]
+    pub upstream_header_timeout: Option<String>,
+
+    /// Longest pause allowed between two reads of an upstream body.
+    /// [env: UPSTREAM_IDLE_TIMEOUT] [default: 60s]
+    #[arg(long, value_name = "DURATION")]
+    pub upstream_idle_timeout: Option<String>,
+
+    /// Overall limit for one upstream request, body included.
+    /// [env: UPSTREAM_TIMEOUT] [default: 30m]
+    #[arg(long, value_name = "DURATION")]
+    pub upstream_timeout: Option<String>,
+}
+
+impl CliArgs {
+    /// The flag's text for `key`, if the flag was given.
+    pub(super) fn value(&self, key: Key) -> Option<String> {
+        match key {
+            Key::Port => &self.port,
+            Key::Listen => &self.listen,
+            Key::CacheDir => &self.cache,
+            Key::Upstreams => &self.upstream,
+            Key::RetryAttempts => &self.retry_attempts,
+            Key::RetryBackoff => &self.retry_backoff,
+            Key::ListTtl => &self.list_ttl,
+            Key::NegativeTtl => &self.negative_ttl,
+            Key::LogFormat => &self.log_format,
+            Key::LogLevel => &self.log_level,
+            Key::ShutdownTimeout => &self.shutdown_timeout,
+            Key::UpstreamConnectTimeout => &self.upstream_connect_timeout,
+            Key::UpstreamHeaderTimeout => &self.upstream_header_timeout,
+            Key::UpstreamIdleTimeout => &self.upstream_idle_timeout,
+            Key::UpstreamTimeout => &self.upstream_timeout,
+        }
+        .clone()
+    }
+}
+
+/// Rewrites Go-style single-dash long flags (`-port 3000`, `-cache=x`) to
+/// `--port 3000` and `--cache=x`, so the old project's command lines keep
+/// working. Only names of our long flags (and `-help`) are rewritten; values,
+/// one-letter flags, negative numbers, subcommands and everything after `--`
+/// pass through unchanged. Takes the arguments with or without the program
+/// name.
 pub fn normalize_go_style_args(args: Vec<OsString>) -> Vec<OsString> {
-    args
+    let command = CliArgs::augment_args(clap::Command::new("goproxy"));
+    // (long name, whether it takes a value)
+    let mut flags: Vec<(&str, bool)> = command
+        .get_arguments()
+        .filter_map(|arg| Some((arg.get_long()?, arg.get_action().takes_values())))
+        .collect();
+    flags.push(("help", false));
+    let takes_value = |name: &str| {
+        flags
+            .iter()
+            .find(|(long, _)| *long == name)
+            .map(|(_, takes)| *takes)
+    };
+
+    let mut out = Vec::with_capacity(args.len());
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let Some(text) = arg.to_str() else {
+            out.push(arg);
+            continue;
+        };
+        if text == "--" {
+            out.push(arg);
+            out.extend(args);
+            break;
+        }
+        let (body, single_dash) = match text.strip_prefix("--") {
+            Some(body) => (body, false),
+            None => match text.strip_prefix('-') {
+                Some(body) => (body, true),
+                None => {
+                    out.push(arg);
+                    continue;
+                }
+            },
+        };
+        let (name, inline_value) = match body.split_once('=') {
+            Some((name, _)) => (name, true),
+            None => (body, false),
+        };
+        let Some(takes) = takes_value(name).filter(|_| name.chars().count() > 1) else {
+            out.push(arg);
+            continue;
+        };
+        out.push(if single_dash {
+            OsString::from(format!("-{text}"))
+        } else {
+            arg
+        });
+        // The next word is this flag's value, even if it looks like a flag.
+        if takes && !inline_value {
+            out.extend(args.next());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn normalize(args: &[&str]) -> Vec<String> {
+        normalize_go_style_args(args.iter().map(OsString::from).collect())
+            .into_iter()
+            .map(|arg| arg.into_string().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn go_style_flags_become_long_flags() {
+        assert_eq!(
+            normalize(&["goproxy", "-port", "3000", "-cache=/x", "-upstream", "a,b"]),
+            [
+                "goproxy",
+                "--port",
+                "3000",
+                "--cache=/x",
+                "--upstream",
+                "a,b"
+            ]
+        );
+        assert_eq!(
+            normalize(&["-retry-attempts=5", "-log-format", "json", "-help"]),
+            ["--retry-attempts=5", "--log-format", "json", "--help"]
+        );
+    }
+
+    #[test]
+    fn everything_else_is_left_alone() {
+        let untouched: &[&[&str]] = &[
+            &["goproxy", "serve", "--port", "3000", "--cache=/x"],
+            // a value that looks like a flag stays a value
+            &["goproxy", "--log-level", "-port"],
+            &["goproxy", "--cache", "-cache"],
+            // one-letter and unknown flags, negative numbers
+            &[
+                "goproxy", "-h", "-V", "-x", "-proxy", "http://p", "-1", "-10", "-",
+            ],
+            // after `--`
+            &["goproxy", "--", "-port", "1"],
+            &["config", "show"],
+        ];
+        for args in untouched {
+            assert_eq!(normalize(args), *args);
+        }
+        assert_eq!(
+            normalize(&["goproxy", "-cache", "-port", "-port", "1", "--", "-port"]),
+            ["goproxy", "--cache", "-port", "--port", "1", "--", "-port"]
+        );
+    }
+
+    #[test]
+    fn every_key_has_a_flag() {
+        let command = CliArgs::augment_args(clap::Command::new("goproxy"));
+        let longs: Vec<&str> = command
+            .get_arguments()
+            .filter_map(|a| a.get_long())
+            .collect();
+        for key in Key::ALL {
+            assert!(longs.contains(&key.flag()), "{:?} has no flag", key);
+        }
+        assert_eq!(longs.len(), Key::ALL.len() + 1, "{longs:?}");
+        assert!(longs.contains(&"config"));
+        command.debug_assert();
+    }
 }

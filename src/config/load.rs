@@ -1,29 +1,698 @@
 //! Layering: defaults < config file < environment < flags.
+//!
+//! Each layer's values are validated as that layer is applied, so a broken
+//! value is reported (with the layer it came from) even when a higher layer
+//! overrides it: a typo in a config file should not wait for the day the
+//! overriding variable is removed.
 
-use super::{CliArgs, Settings};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use super::value::{self, Invalid, ListenAddr};
+use super::{CliArgs, DEFAULT_PORT, Key, Settings, file};
+
+/// Names the config file when `--config` is not given.
+pub const CONFIG_ENV: &str = "GOPROXY_CONFIG";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{0}")]
-    Invalid(String),
+    #[error("config file {}: not found (named by {named_by})", .path.display())]
+    FileNotFound { path: PathBuf, named_by: Source },
+
+    #[error("config file {}: cannot be read: {error}", .path.display())]
+    FileUnreadable {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+
+    #[error(
+        "config file {}: unsupported file type (expected a .yaml, .yml or .json file)",
+        .path.display()
+    )]
+    FileType { path: PathBuf },
+
+    /// The file is not well-formed YAML or JSON, or not a mapping of keys.
+    #[error("config file {}: {message}", .path.display())]
+    FileSyntax { path: PathBuf, message: String },
+
+    #[error(
+        "config file {}: unknown key {key:?} (expected one of: {})",
+        .path.display(),
+        key_list()
+    )]
+    UnknownKey { path: PathBuf, key: String },
+
+    /// `at` is never [`Source::Default`]: the defaults are valid.
+    #[error("{}: {message}", origin(.at, *.key))]
+    InvalidValue {
+        at: Source,
+        key: Key,
+        message: String,
+    },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+fn key_list() -> String {
+    Key::ALL.map(Key::name).join(", ")
+}
+
+fn origin(at: &Source, key: Key) -> String {
+    match at {
+        Source::Default => format!("default {}", key.name()),
+        Source::File(path) => format!("config file {}: {}", path.display(), key.name()),
+        Source::Env(name) => format!("environment variable {name}"),
+        Source::Flag(name) => format!("flag --{name}"),
+    }
+}
+
+/// Where a setting's value came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Source {
     Default,
-    File,
-    Env,
-    Flag,
+    File(PathBuf),
+    /// The environment variable's name.
+    Env(&'static str),
+    /// The long flag's name, without `--`.
+    Flag(&'static str),
 }
 
+impl Source {
+    /// Higher ranks override lower ones.
+    pub(super) fn rank(&self) -> u8 {
+        match self {
+            Source::Default => 0,
+            Source::File(_) => 1,
+            Source::Env(_) => 2,
+            Source::Flag(_) => 3,
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Default => f.write_str("default"),
+            Source::File(path) => write!(f, "file {}", path.display()),
+            Source::Env(name) => write!(f, "env {name}"),
+            Source::Flag(name) => write!(f, "flag --{name}"),
+        }
+    }
+}
+
+/// The config file that was read, and what named it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigFile {
+    pub path: PathBuf,
+    pub named_by: Source,
+}
+
+/// The effective settings and where each one came from.
 #[derive(Clone, Debug)]
 pub struct Loaded {
     pub settings: Settings,
+    pub config_file: Option<ConfigFile>,
+    sources: BTreeMap<Key, Source>,
 }
 
+impl Loaded {
+    /// Where `key`'s value came from. For [`Key::Listen`] that is the layer
+    /// that set `listen` itself; see [`Loaded::port_replaces_listen_port`].
+    pub fn source(&self, key: Key) -> &Source {
+        self.sources.get(&key).unwrap_or(&Source::Default)
+    }
+
+    /// Whether the effective port comes from `port` rather than from `listen`:
+    /// true when `port` was set at a strictly higher layer than `listen`.
+    pub fn port_replaces_listen_port(&self) -> bool {
+        port_wins(self.source(Key::Listen), self.source(Key::Port))
+    }
+}
+
+/// `listen` wins at the same or a higher layer; a `port` given above it
+/// replaces only its port, so `PORT=3000` still moves a file's
+/// `listen: 127.0.0.1:8080` to 127.0.0.1:3000.
+fn port_wins(listen: &Source, port: &Source) -> bool {
+    port.rank() > listen.rank()
+}
+
+/// Builds the settings from the defaults, the config file named by `--config`
+/// or `GOPROXY_CONFIG`, the environment (read only through `env`) and the
+/// flags that were actually given.
 pub fn load(args: &CliArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Loaded, ConfigError> {
-    let _ = (args, env);
-    Ok(Loaded {
-        settings: Settings::default(),
-    })
+    // An empty value is how shells and compose files leave a variable unset.
+    let env = |name: &str| env(name).filter(|value| !value.trim().is_empty());
+
+    let config_file = match (&args.config, env(CONFIG_ENV)) {
+        (Some(path), _) => Some(ConfigFile {
+            path: path.clone(),
+            named_by: Source::Flag("config"),
+        }),
+        (None, Some(path)) => Some(ConfigFile {
+            path: PathBuf::from(path),
+            named_by: Source::Env(CONFIG_ENV),
+        }),
+        (None, None) => None,
+    };
+
+    let mut builder = Builder::default();
+    if let Some(config) = &config_file {
+        for (key, raw) in file::read(config)? {
+            builder.apply(key, raw, Source::File(config.path.clone()))?;
+        }
+    }
+    for key in Key::ALL {
+        if let Some(text) = env(key.env_var()) {
+            builder.apply(key, Raw::Text(text), Source::Env(key.env_var()))?;
+        }
+    }
+    for key in Key::ALL {
+        if let Some(text) = args.value(key) {
+            builder.apply(key, Raw::Text(text), Source::Flag(key.flag()))?;
+        }
+    }
+    Ok(builder.finish(config_file))
+}
+
+/// A value as a layer gives it, before parsing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Raw {
+    Text(String),
+    /// Only a config file has lists; only `upstreams` takes one.
+    List(Vec<String>),
+}
+
+#[derive(Default)]
+struct Builder {
+    settings: Settings,
+    sources: BTreeMap<Key, Source>,
+    /// Kept apart from `settings.listen` until every layer is in, because
+    /// which of the two wins depends on their layers.
+    port: Option<u16>,
+    listen: Option<ListenAddr>,
+}
+
+impl Builder {
+    fn apply(&mut self, key: Key, raw: Raw, source: Source) -> Result<(), ConfigError> {
+        self.set(key, raw)
+            .map_err(|Invalid(message)| ConfigError::InvalidValue {
+                at: source.clone(),
+                key,
+                message,
+            })?;
+        self.sources.insert(key, source);
+        Ok(())
+    }
+
+    fn set(&mut self, key: Key, raw: Raw) -> Result<(), Invalid> {
+        let text = match raw {
+            Raw::Text(text) => text,
+            Raw::List(items) if key == Key::Upstreams => {
+                self.settings.upstreams = value::upstreams(items.iter().map(String::as_str))?;
+                return Ok(());
+            }
+            Raw::List(items) => {
+                let shown = serde_json::to_string(&items).unwrap_or_default();
+                return Err(Invalid::wrong_kind(key, &shown));
+            }
+        };
+        let s = &mut self.settings;
+        match key {
+            Key::Port => self.port = Some(value::port(&text)?),
+            Key::Listen => self.listen = Some(value::listen(&text)?),
+            Key::CacheDir => s.cache_dir = value::dir(&text)?,
+            Key::Upstreams => s.upstreams = value::upstream_list(&text)?,
+            Key::RetryAttempts => s.retry_attempts = value::attempts(&text)?,
+            Key::RetryBackoff => s.retry_backoff = value::duration(&text)?,
+            Key::ListTtl => s.list_ttl = value::duration(&text)?,
+            Key::NegativeTtl => s.negative_ttl = value::duration(&text)?,
+            Key::LogFormat => s.log_format = value::log_format(&text)?,
+            Key::LogLevel => s.log_level = value::log_level(&text)?,
+            Key::ShutdownTimeout => s.shutdown_timeout = value::duration(&text)?,
+            Key::UpstreamConnectTimeout => s.upstream_connect_timeout = value::timeout(&text)?,
+            Key::UpstreamHeaderTimeout => s.upstream_header_timeout = value::timeout(&text)?,
+            Key::UpstreamIdleTimeout => s.upstream_idle_timeout = value::timeout(&text)?,
+            Key::UpstreamTimeout => s.upstream_timeout = value::timeout(&text)?,
+        }
+        Ok(())
+    }
+
+    fn finish(mut self, config_file: Option<ConfigFile>) -> Loaded {
+        let port = self.port.unwrap_or(DEFAULT_PORT);
+        let port_replaces = port_wins(
+            self.sources.get(&Key::Listen).unwrap_or(&Source::Default),
+            self.sources.get(&Key::Port).unwrap_or(&Source::Default),
+        );
+        self.settings.listen = match &self.listen {
+            Some(listen) if port_replaces => listen.with_port(port),
+            Some(listen) => listen.to_string(),
+            None => format!("0.0.0.0:{port}"),
+        };
+        Loaded {
+            settings: self.settings,
+            config_file,
+            sources: self.sources,
+        }
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use crate::config::{LogFormat, normalize_go_style_args};
+    use clap::Parser;
+    use std::collections::HashMap;
+    use std::path::Path;
+    use std::time::Duration;
+
+    #[derive(Parser)]
+    struct TestCli {
+        #[command(flatten)]
+        args: CliArgs,
+    }
+
+    /// Parses flags the way the binary does, Go-style spellings included.
+    pub(in crate::config) fn flags(flags: &[&str]) -> CliArgs {
+        let argv = std::iter::once("goproxy")
+            .chain(flags.iter().copied())
+            .map(Into::into)
+            .collect();
+        TestCli::try_parse_from(normalize_go_style_args(argv))
+            .unwrap()
+            .args
+    }
+
+    pub(in crate::config) fn load_with(
+        args: &CliArgs,
+        vars: &[(&str, &str)],
+    ) -> Result<Loaded, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        load(args, &|name| vars.get(name).cloned())
+    }
+
+    pub(in crate::config) fn write(dir: &Path, name: &str, text: &str) -> String {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    }
+
+    fn error(args: &CliArgs, vars: &[(&str, &str)]) -> String {
+        load_with(args, vars).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn defaults_when_nothing_is_set() {
+        let loaded = load_with(&flags(&[]), &[]).unwrap();
+        let (got, want) = (&loaded.settings, Settings::default());
+        assert_eq!(format!("{got:?}"), format!("{want:?}"));
+        assert_eq!(got.listen, "0.0.0.0:12345");
+        assert!(loaded.config_file.is_none());
+        for key in Key::ALL {
+            assert_eq!(loaded.source(key), &Source::Default, "{key:?}");
+        }
+    }
+
+    /// One valid value per key and layer, all different from the default.
+    fn samples(key: Key) -> [&'static str; 3] {
+        match key {
+            Key::Port => ["1001", "1002", "1003"],
+            Key::Listen => ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"],
+            Key::CacheDir => ["/file", "/env", "/flag"],
+            Key::Upstreams => [
+                "https://file.example",
+                "https://env.example",
+                "https://flag.example",
+            ],
+            Key::RetryAttempts => ["4", "5", "6"],
+            Key::LogFormat => ["json", "text", "json"],
+            Key::LogLevel => ["debug", "warn", "error"],
+            _ => ["1s", "2s", "3s"],
+        }
+    }
+
+    #[test]
+    fn each_layer_overrides_the_one_below_for_every_key() {
+        let dir = tempfile::tempdir().unwrap();
+        for key in Key::ALL {
+            let [in_file, in_env, in_flag] = samples(key);
+            let file = write(
+                dir.path(),
+                "c.json",
+                &format!("{{{:?}: {in_file:?}}}", key.name()),
+            );
+            let config = ["--config", file.as_str()];
+            let flag = format!("--{}={in_flag}", key.flag());
+            let env = [(key.env_var(), in_env)];
+
+            let loaded = load_with(&flags(&config), &[]).unwrap();
+            assert_eq!(
+                loaded.source(key),
+                &Source::File(file.clone().into()),
+                "{key:?}"
+            );
+            assert!(crate::config::render(&loaded).contains(in_file), "{key:?}");
+
+            let loaded = load_with(&flags(&config), &env).unwrap();
+            assert_eq!(loaded.source(key), &Source::Env(key.env_var()), "{key:?}");
+
+            let loaded =
+                load_with(&flags(&[&config[..], &[flag.as_str()]].concat()), &env).unwrap();
+            assert_eq!(loaded.source(key), &Source::Flag(key.flag()), "{key:?}");
+            assert!(crate::config::render(&loaded).contains(in_flag), "{key:?}");
+        }
+    }
+
+    #[test]
+    fn flags_not_given_do_not_override_env_or_file() {
+        // The old project assigned every flag's default last, so PORT and the
+        // file's retry_attempts were silently ignored.
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(
+            dir.path(),
+            "c.yaml",
+            "retry_attempts: 5\ncache_dir: /from-file\n",
+        );
+        let args = flags(&["--config", &file, "--log-level", "debug"]);
+        let loaded = load_with(&args, &[("PORT", "3000"), ("CACHE_DIR", "/from-env")]).unwrap();
+        let s = &loaded.settings;
+        assert_eq!(s.listen, "0.0.0.0:3000");
+        assert_eq!(s.retry_attempts, 5);
+        assert_eq!(s.cache_dir, Path::new("/from-env"));
+        assert_eq!(s.log_level, "debug");
+        assert_eq!(s.upstreams[0].as_str(), "https://proxy.golang.org/");
+    }
+
+    #[test]
+    fn empty_env_values_count_as_unset() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(dir.path(), "c.yaml", "port: 4000\n");
+        let vars = [
+            ("PORT", ""),
+            ("UPSTREAM_PROXY", ""),
+            ("LOG_LEVEL", "  "),
+            ("GOPROXY_CONFIG", ""),
+        ];
+        let loaded = load_with(&flags(&["--config", &file]), &vars).unwrap();
+        assert_eq!(loaded.settings.listen, "0.0.0.0:4000");
+        assert_eq!(loaded.source(Key::Upstreams), &Source::Default);
+    }
+
+    #[test]
+    fn config_file_from_env_and_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let from_env = write(dir.path(), "env.yml", "retry_attempts: 7\n");
+        let from_flag = write(dir.path(), "flag.yaml", "retry_attempts: 8\n");
+
+        let loaded = load_with(&flags(&[]), &[("GOPROXY_CONFIG", &from_env)]).unwrap();
+        assert_eq!(loaded.settings.retry_attempts, 7);
+        let config = loaded.config_file.unwrap();
+        assert_eq!(config.named_by, Source::Env("GOPROXY_CONFIG"));
+
+        let loaded = load_with(
+            &flags(&["-config", &from_flag]),
+            &[("GOPROXY_CONFIG", &from_env)],
+        )
+        .unwrap();
+        assert_eq!(loaded.settings.retry_attempts, 8);
+        assert_eq!(loaded.config_file.unwrap().named_by, Source::Flag("config"));
+    }
+
+    #[test]
+    fn yaml_in_the_old_projects_shape() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(
+            dir.path(),
+            "goproxy.yaml",
+            "# written for the Go version\n\
+             port: \"12345\"\n\
+             cache_dir: /var/cache/goproxy\n\
+             upstreams:\n  - https://goproxy.io/\n  - https://proxy.golang.org\n\
+             retry_attempts: 2\n\
+             retry_backoff: 250ms\n\
+             list_ttl: 1h30m\n\
+             negative_ttl: 30d\n\
+             log_level: off\n\
+             log_format: ~\n",
+        );
+        let loaded = load_with(&flags(&["--config", &file]), &[]).unwrap();
+        let s = &loaded.settings;
+        assert_eq!(s.listen, "0.0.0.0:12345");
+        assert_eq!(loaded.source(Key::Port), &Source::File(file.clone().into()));
+        assert_eq!(s.cache_dir, Path::new("/var/cache/goproxy"));
+        let upstreams: Vec<&str> = s.upstreams.iter().map(url::Url::as_str).collect();
+        assert_eq!(
+            upstreams,
+            ["https://goproxy.io/", "https://proxy.golang.org/"]
+        );
+        assert_eq!(s.retry_attempts, 2);
+        assert_eq!(s.retry_backoff, Duration::from_millis(250));
+        assert_eq!(s.list_ttl, Duration::from_secs(5400));
+        assert_eq!(s.negative_ttl, Duration::from_secs(30 * 86_400));
+        // YAML 1.1 would have made this `false`.
+        assert_eq!(s.log_level, "off");
+        assert_eq!(s.log_format, LogFormat::Text);
+        assert_eq!(loaded.source(Key::LogFormat), &Source::Default);
+    }
+
+    #[test]
+    fn json_with_numbers_and_comma_string_upstreams() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(
+            dir.path(),
+            "c.JSON",
+            r#"{"port": 8081, "upstreams": "https://a.example, https://b.example/x/", "upstream_timeout": "1.5h", "log_format": "json"}"#,
+        );
+        let s = load_with(&flags(&["--config", &file]), &[])
+            .unwrap()
+            .settings;
+        assert_eq!(s.listen, "0.0.0.0:8081");
+        let upstreams: Vec<&str> = s.upstreams.iter().map(url::Url::as_str).collect();
+        assert_eq!(upstreams, ["https://a.example/", "https://b.example/x"]);
+        assert_eq!(s.upstream_timeout, Duration::from_secs(5400));
+        assert_eq!(s.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn empty_yaml_file_sets_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(dir.path(), "c.yaml", "# nothing yet\n");
+        let loaded = load_with(&flags(&["--config", &file]), &[]).unwrap();
+        assert_eq!(loaded.settings.listen, "0.0.0.0:12345");
+        assert!(loaded.config_file.is_some());
+    }
+
+    #[test]
+    fn listen_and_port() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(dir.path(), "c.yaml", "listen: 127.0.0.1:8080\nport: 9000\n");
+        let with_file = flags(&["--config", &file]);
+        let listen =
+            |args: &CliArgs, vars: &[(&str, &str)]| load_with(args, vars).unwrap().settings.listen;
+        // Same layer: listen wins.
+        assert_eq!(listen(&with_file, &[]), "127.0.0.1:8080");
+        assert_eq!(
+            listen(&flags(&[]), &[("LISTEN", "[::1]:1"), ("PORT", "2")]),
+            "[::1]:1"
+        );
+        assert_eq!(
+            listen(&flags(&["--listen", "[::1]:1", "--port", "2"]), &[]),
+            "[::1]:1"
+        );
+        // A port at a higher layer replaces only listen's port.
+        assert_eq!(listen(&with_file, &[("PORT", "3000")]), "127.0.0.1:3000");
+        assert_eq!(
+            listen(&flags(&["--port", "0"]), &[("LISTEN", "[::1]:1")]),
+            "[::1]:0"
+        );
+        // A port below listen is ignored.
+        assert_eq!(
+            listen(&with_file, &[("LISTEN", "localhost:1")]),
+            "localhost:1"
+        );
+        assert_eq!(
+            listen(&flags(&["--listen", ":7"]), &[("PORT", "3")]),
+            "0.0.0.0:7"
+        );
+        // Port alone.
+        assert_eq!(listen(&flags(&["-port", "0"]), &[]), "0.0.0.0:0");
+    }
+
+    #[test]
+    fn file_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases = [
+            (
+                "goproxy.yaml",
+                "upstream: https://x.example\n",
+                r#": unknown key "upstream" (expected one of: port, listen, cache_dir, upstreams, retry_attempts, retry_backoff, list_ttl, negative_ttl, log_format, log_level, shutdown_timeout, upstream_connect_timeout, upstream_header_timeout, upstream_idle_timeout, upstream_timeout)"#,
+            ),
+            (
+                "x.json",
+                r#"{"retry_backoff": "fast"}"#,
+                r#": retry_backoff: invalid duration "fast" (expected e.g. 100ms, 2s, 1m30s)"#,
+            ),
+            (
+                "x.json",
+                r#"{"upstream_timeout": "0s"}"#,
+                r#": upstream_timeout: invalid duration "0s" (expected a duration above zero, e.g. 10s, 1m30s)"#,
+            ),
+            (
+                "x.yaml",
+                "port: [1, 2]\n",
+                ": port: invalid value [1,2] (expected a port number 0–65535)",
+            ),
+            (
+                "x.yaml",
+                "cache_dir: true\n",
+                ": cache_dir: invalid value true (expected a directory path)",
+            ),
+            (
+                "x.yaml",
+                "upstreams: []\n",
+                ": upstreams: no upstream URL given (expected absolute http or https URLs",
+            ),
+            (
+                "x.yaml",
+                "log_format: xml\n",
+                r#": log_format: invalid value "xml" (expected text or json)"#,
+            ),
+            (
+                "x.yaml",
+                "listen: 8080\n",
+                r#": listen: invalid value "8080" (expected host:port, e.g."#,
+            ),
+            (
+                "x.yaml",
+                "- port\n",
+                ": expected a mapping of keys to values at the top level",
+            ),
+            (
+                "x.yaml",
+                "port: [\n",
+                ": unclosed bracket '[' at line 1, column 7",
+            ),
+            (
+                "x.json",
+                "{\"port\": }",
+                ": expected value at line 1 column 10",
+            ),
+            (
+                "x.yaml",
+                "port: 1\nport: 2\n",
+                ": duplicate mapping key: port at line 2, column 1",
+            ),
+        ];
+        for (name, text, want) in cases {
+            let file = write(dir.path(), name, text);
+            let got = error(&flags(&["--config", &file]), &[]);
+            let want = format!("config file {file}{want}");
+            assert!(got.starts_with(&want), "\n got: {got}\nwant: {want}");
+        }
+    }
+
+    #[test]
+    fn a_bad_file_value_fails_even_when_overridden() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(dir.path(), "c.yaml", "retry_attempts: none\n");
+        let got = error(&flags(&["--config", &file, "--retry-attempts", "2"]), &[]);
+        assert!(
+            got.contains("retry_attempts: invalid value \"none\""),
+            "{got}"
+        );
+    }
+
+    #[test]
+    fn missing_and_unsupported_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.yaml");
+        let missing = missing.to_str().unwrap();
+        assert_eq!(
+            error(&flags(&["--config", missing]), &[]),
+            format!("config file {missing}: not found (named by flag --config)")
+        );
+        assert_eq!(
+            error(&flags(&[]), &[("GOPROXY_CONFIG", missing)]),
+            format!("config file {missing}: not found (named by env GOPROXY_CONFIG)")
+        );
+        let toml = write(dir.path(), "goproxy.toml", "port = 1\n");
+        assert_eq!(
+            error(&flags(&["--config", &toml]), &[]),
+            format!(
+                "config file {toml}: unsupported file type (expected a .yaml, .yml or .json file)"
+            )
+        );
+    }
+
+    #[test]
+    fn env_and_flag_errors() {
+        type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+        let cases: [Case; 7] = [
+            (
+                &[],
+                &[("RETRY_ATTEMPTS", "three")],
+                r#"environment variable RETRY_ATTEMPTS: invalid value "three" (expected a whole number ≥ 1)"#,
+            ),
+            (
+                &["--retry-attempts", "0"],
+                &[],
+                r#"flag --retry-attempts: invalid value "0" (expected a whole number ≥ 1)"#,
+            ),
+            (
+                &[],
+                &[("LIST_TTL", "5 minutes")],
+                r#"environment variable LIST_TTL: invalid duration "5 minutes" (expected e.g. 100ms, 2s, 1m30s)"#,
+            ),
+            (
+                &["-port", "70000"],
+                &[],
+                r#"flag --port: invalid value "70000" (expected a port number 0–65535)"#,
+            ),
+            (
+                &[],
+                &[("LISTEN", "::1:80")],
+                r#"environment variable LISTEN: invalid value "::1:80" (expected host:port, e.g. 0.0.0.0:12345, 127.0.0.1:8080 or [::1]:8080)"#,
+            ),
+            (
+                &["--upstream", " , "],
+                &[],
+                "flag --upstream: no upstream URL given (expected absolute http or https URLs \
+                 without query or fragment, comma-separated, e.g. https://proxy.golang.org)",
+            ),
+            (
+                &[],
+                &[("UPSTREAM_PROXY", "https://a.example,direct")],
+                r#"environment variable UPSTREAM_PROXY: invalid upstream URL "direct" (relative URL without a base; expected"#,
+            ),
+        ];
+        for (args, vars, want) in cases {
+            let got = error(&flags(args), vars);
+            assert!(got.starts_with(want), "\n got: {got}\nwant: {want}");
+        }
+    }
+
+    #[test]
+    fn upstream_passwords_never_reach_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(
+            dir.path(),
+            "c.yaml",
+            "upstreams: [https://me:hunter2@corp.example/?q]\n",
+        );
+        let from_file = error(&flags(&["--config", &file]), &[]);
+        let broken = write(
+            dir.path(),
+            "b.yaml",
+            "upstreams: https://me:hunter2@corp.example\n  x: [\n",
+        );
+        let from_syntax = error(&flags(&["--config", &broken]), &[]);
+        let from_flag = error(
+            &flags(&["--upstream", "ftp://me:hunter2@corp.example"]),
+            &[],
+        );
+        for got in [from_file, from_syntax, from_flag] {
+            assert!(!got.contains("hunter2") && !got.contains("me:"), "{got}");
+        }
+    }
 }

@@ -2,13 +2,17 @@
 //! environment < flags, then shared read-only as `Arc<Settings>`.
 
 mod cli;
+mod file;
 mod load;
 mod show;
+mod value;
 
 pub use cli::{CliArgs, normalize_go_style_args};
-pub use load::{ConfigError, Loaded, Source, load};
+pub use load::{CONFIG_ENV, ConfigError, ConfigFile, Loaded, Source, load};
 pub use show::render;
+pub use value::{format_duration, redact_url};
 
+use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -23,13 +27,128 @@ pub enum LogFormat {
     Json,
 }
 
+impl LogFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One user-settable configuration key, with its spelling in each layer.
+///
+/// `Port` has no field in [`Settings`]: it is folded into `listen`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Key {
+    Port,
+    Listen,
+    CacheDir,
+    Upstreams,
+    RetryAttempts,
+    RetryBackoff,
+    ListTtl,
+    NegativeTtl,
+    LogFormat,
+    LogLevel,
+    ShutdownTimeout,
+    UpstreamConnectTimeout,
+    UpstreamHeaderTimeout,
+    UpstreamIdleTimeout,
+    UpstreamTimeout,
+}
+
+impl Key {
+    /// Every key, in the order `config show` and error messages list them.
+    pub const ALL: [Key; 15] = [
+        Key::Port,
+        Key::Listen,
+        Key::CacheDir,
+        Key::Upstreams,
+        Key::RetryAttempts,
+        Key::RetryBackoff,
+        Key::ListTtl,
+        Key::NegativeTtl,
+        Key::LogFormat,
+        Key::LogLevel,
+        Key::ShutdownTimeout,
+        Key::UpstreamConnectTimeout,
+        Key::UpstreamHeaderTimeout,
+        Key::UpstreamIdleTimeout,
+        Key::UpstreamTimeout,
+    ];
+
+    /// (config file key, environment variable, long flag without dashes).
+    /// The env and flag names are the old Go project's where it had one.
+    fn names(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Key::Port => ("port", "PORT", "port"),
+            Key::Listen => ("listen", "LISTEN", "listen"),
+            Key::CacheDir => ("cache_dir", "CACHE_DIR", "cache"),
+            Key::Upstreams => ("upstreams", "UPSTREAM_PROXY", "upstream"),
+            Key::RetryAttempts => ("retry_attempts", "RETRY_ATTEMPTS", "retry-attempts"),
+            Key::RetryBackoff => ("retry_backoff", "RETRY_BACKOFF", "retry-backoff"),
+            Key::ListTtl => ("list_ttl", "LIST_TTL", "list-ttl"),
+            Key::NegativeTtl => ("negative_ttl", "NEGATIVE_TTL", "negative-ttl"),
+            Key::LogFormat => ("log_format", "LOG_FORMAT", "log-format"),
+            Key::LogLevel => ("log_level", "LOG_LEVEL", "log-level"),
+            Key::ShutdownTimeout => ("shutdown_timeout", "SHUTDOWN_TIMEOUT", "shutdown-timeout"),
+            Key::UpstreamConnectTimeout => (
+                "upstream_connect_timeout",
+                "UPSTREAM_CONNECT_TIMEOUT",
+                "upstream-connect-timeout",
+            ),
+            Key::UpstreamHeaderTimeout => (
+                "upstream_header_timeout",
+                "UPSTREAM_HEADER_TIMEOUT",
+                "upstream-header-timeout",
+            ),
+            Key::UpstreamIdleTimeout => (
+                "upstream_idle_timeout",
+                "UPSTREAM_IDLE_TIMEOUT",
+                "upstream-idle-timeout",
+            ),
+            Key::UpstreamTimeout => ("upstream_timeout", "UPSTREAM_TIMEOUT", "upstream-timeout"),
+        }
+    }
+
+    /// The config file key, also used by `config show`.
+    pub fn name(self) -> &'static str {
+        self.names().0
+    }
+
+    pub fn env_var(self) -> &'static str {
+        self.names().1
+    }
+
+    /// The long flag, without the leading `--`.
+    pub fn flag(self) -> &'static str {
+        self.names().2
+    }
+
+    pub fn from_name(name: &str) -> Option<Key> {
+        Key::ALL.into_iter().find(|key| key.name() == name)
+    }
+}
+
 /// The effective configuration. Every field has been validated.
-#[derive(Clone, Debug)]
+///
+/// `Debug` is written by hand so that upstream credentials never reach a log.
+#[derive(Clone)]
 pub struct Settings {
     /// Address to bind, e.g. `0.0.0.0:12345` or `127.0.0.1:0`.
     pub listen: String,
     pub cache_dir: PathBuf,
-    /// Upstream GOPROXY base URLs, tried in order (no trailing slash).
+    /// Upstream GOPROXY base URLs, tried in order. Paths carry no trailing
+    /// slash, except that `url` always serializes an empty path as `/`, so
+    /// join with `as_str().trim_end_matches('/')`. May hold credentials: log
+    /// them through [`redact_url`].
     pub upstreams: Vec<url::Url>,
     /// Total attempts per upstream for transient failures (>= 1).
     pub retry_attempts: u32,
@@ -74,5 +193,52 @@ impl Default for Settings {
             upstream_idle_timeout: Duration::from_secs(60),
             upstream_timeout: Duration::from_secs(30 * 60),
         }
+    }
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let upstreams: Vec<String> = self.upstreams.iter().map(redact_url).collect();
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("cache_dir", &self.cache_dir)
+            .field("upstreams", &upstreams)
+            .field("retry_attempts", &self.retry_attempts)
+            .field("retry_backoff", &self.retry_backoff)
+            .field("list_ttl", &self.list_ttl)
+            .field("negative_ttl", &self.negative_ttl)
+            .field("log_format", &self.log_format)
+            .field("log_level", &self.log_level)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("upstream_connect_timeout", &self.upstream_connect_timeout)
+            .field("upstream_header_timeout", &self.upstream_header_timeout)
+            .field("upstream_idle_timeout", &self.upstream_idle_timeout)
+            .field("upstream_timeout", &self.upstream_timeout)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_names_round_trip() {
+        for key in Key::ALL {
+            assert_eq!(Key::from_name(key.name()), Some(key));
+        }
+        assert_eq!(Key::from_name("upstream"), None);
+    }
+
+    #[test]
+    fn debug_redacts_upstream_credentials() {
+        let settings = Settings {
+            upstreams: vec![url::Url::parse("https://user:hunter2@proxy.example").unwrap()],
+            ..Settings::default()
+        };
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains("user"), "{shown}");
+        assert!(shown.contains("https://***@proxy.example"), "{shown}");
     }
 }

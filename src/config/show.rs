@@ -1,7 +1,193 @@
-//! `goproxy config show`.
+//! `goproxy config show`: the effective settings, one per line, with where
+//! each came from. Keys are the config file's, so a line can be copied into
+//! a file; upstream credentials are shown as `***`.
 
-use super::Loaded;
+use super::value::{format_duration, redact_url};
+use super::{Key, Loaded, Source};
 
 pub fn render(loaded: &Loaded) -> String {
-    format!("{:?}", loaded.settings)
+    let s = &loaded.settings;
+    let from = |key: Key| loaded.source(key).to_string();
+    let mut rows: Vec<(&str, String, String)> = Vec::new();
+    if let Some(file) = &loaded.config_file {
+        rows.push((
+            "config",
+            file.path.display().to_string(),
+            file.named_by.to_string(),
+        ));
+    }
+    rows.push(("listen", s.listen.clone(), listen_source(loaded)));
+    rows.push((
+        Key::CacheDir.name(),
+        s.cache_dir.display().to_string(),
+        from(Key::CacheDir),
+    ));
+    let upstreams: Vec<String> = s.upstreams.iter().map(redact_url).collect();
+    rows.push((
+        Key::Upstreams.name(),
+        upstreams.join(","),
+        from(Key::Upstreams),
+    ));
+    rows.push((
+        Key::RetryAttempts.name(),
+        s.retry_attempts.to_string(),
+        from(Key::RetryAttempts),
+    ));
+    for (key, duration) in [
+        (Key::RetryBackoff, s.retry_backoff),
+        (Key::ListTtl, s.list_ttl),
+        (Key::NegativeTtl, s.negative_ttl),
+    ] {
+        rows.push((key.name(), format_duration(duration), from(key)));
+    }
+    rows.push((
+        Key::LogFormat.name(),
+        s.log_format.to_string(),
+        from(Key::LogFormat),
+    ));
+    rows.push((
+        Key::LogLevel.name(),
+        s.log_level.clone(),
+        from(Key::LogLevel),
+    ));
+    for (key, duration) in [
+        (Key::ShutdownTimeout, s.shutdown_timeout),
+        (Key::UpstreamConnectTimeout, s.upstream_connect_timeout),
+        (Key::UpstreamHeaderTimeout, s.upstream_header_timeout),
+        (Key::UpstreamIdleTimeout, s.upstream_idle_timeout),
+        (Key::UpstreamTimeout, s.upstream_timeout),
+    ] {
+        rows.push((key.name(), format_duration(duration), from(key)));
+    }
+
+    let key_width = rows.iter().map(|(key, _, _)| key.len()).max().unwrap_or(0);
+    let value_width = rows
+        .iter()
+        .map(|(_, value, _)| value.chars().count())
+        .max()
+        .unwrap_or(0);
+    rows.iter()
+        .map(|(key, value, source)| {
+            format!("{key:<key_width$} = {value:<value_width$}   ({source})\n")
+        })
+        .collect()
+}
+
+/// `listen` has no key of its own when only `port` was set, and both a
+/// `listen` and a higher-layer `port` when the port was replaced.
+fn listen_source(loaded: &Loaded) -> String {
+    let listen = loaded.source(Key::Listen);
+    let port = loaded.source(Key::Port);
+    if !loaded.port_replaces_listen_port() {
+        listen.to_string()
+    } else if *listen == Source::Default {
+        port.to_string()
+    } else {
+        format!("{listen}; port: {port}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::load::tests::{flags, load_with, write};
+
+    #[test]
+    fn defaults() {
+        let loaded = load_with(&flags(&[]), &[]).unwrap();
+        assert_eq!(
+            render(&loaded),
+            "\
+listen                   = 0.0.0.0:12345              (default)
+cache_dir                = ./cache                    (default)
+upstreams                = https://proxy.golang.org   (default)
+retry_attempts           = 3                          (default)
+retry_backoff            = 100ms                      (default)
+list_ttl                 = 1m                         (default)
+negative_ttl             = 1m                         (default)
+log_format               = text                       (default)
+log_level                = info                       (default)
+shutdown_timeout         = 10s                        (default)
+upstream_connect_timeout = 10s                        (default)
+upstream_header_timeout  = 1m                         (default)
+upstream_idle_timeout    = 1m                         (default)
+upstream_timeout         = 30m                        (default)
+"
+        );
+    }
+
+    #[test]
+    fn sources_and_redaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(
+            dir.path(),
+            "goproxy.yaml",
+            "listen: 127.0.0.1:8080\nupstreams: https://me:hunter2@corp.example/go/,https://proxy.golang.org\n",
+        );
+        let args = flags(&["-config", &file, "-negative-ttl", "30d"]);
+        let vars = [("PORT", "3000"), ("LOG_LEVEL", "goproxy=debug,warn")];
+        let shown = render(&load_with(&args, &vars).unwrap());
+        let lines: Vec<&str> = shown.lines().collect();
+        assert!(
+            lines[0].starts_with(&format!("config                   = {file} ")),
+            "{}",
+            lines[0]
+        );
+        assert!(lines[0].ends_with("   (flag --config)"), "{}", lines[0]);
+        assert!(
+            lines[1].starts_with("listen                   = 127.0.0.1:3000  "),
+            "{}",
+            lines[1]
+        );
+        assert!(
+            lines[1].ends_with(&format!("(file {file}; port: env PORT)")),
+            "{}",
+            lines[1]
+        );
+        assert!(
+            lines[3].contains("= https://***@corp.example/go,https://proxy.golang.org   (file "),
+            "{}",
+            lines[3]
+        );
+        assert!(
+            lines[7].starts_with("negative_ttl             = 30d "),
+            "{}",
+            lines[7]
+        );
+        assert!(
+            lines[7].ends_with("   (flag --negative-ttl)"),
+            "{}",
+            lines[7]
+        );
+        assert!(lines[9].ends_with("   (env LOG_LEVEL)"), "{}", lines[9]);
+        assert!(!shown.contains("hunter2"));
+        // Values line up in one column.
+        let value_column = lines[0].find(" = ").unwrap();
+        assert!(
+            lines
+                .iter()
+                .all(|line| line.find(" = ") == Some(value_column))
+        );
+    }
+
+    #[test]
+    fn listen_source_names_the_port_when_it_came_from_port() {
+        let first_line = |args: &[&str], vars: &[(&str, &str)]| {
+            let shown = render(&load_with(&flags(args), vars).unwrap());
+            let line = shown.lines().next().unwrap_or_default();
+            line.split_whitespace().collect::<Vec<_>>().join(" ")
+        };
+        assert_eq!(
+            first_line(&["--port", "1"], &[]),
+            "listen = 0.0.0.0:1 (flag --port)"
+        );
+        assert_eq!(
+            first_line(&["--listen", "[::1]:5"], &[("PORT", "1")]),
+            "listen = [::1]:5 (flag --listen)"
+        );
+        assert_eq!(
+            first_line(&["--port", "1"], &[("LISTEN", "[::1]:5")]),
+            "listen = [::1]:1 (env LISTEN; port: flag --port)"
+        );
+    }
 }
