@@ -78,7 +78,7 @@ fn init_logging(settings: &Settings) -> anyhow::Result<()> {
 async fn run(settings: Arc<Settings>) -> anyhow::Result<()> {
     let server = crate::server::start(Arc::clone(&settings)).await?;
     let addr = server.local_addr();
-    let upstreams: Vec<String> = settings.upstreams.iter().map(crate::upstream::redact_url).collect();
+    let upstreams: Vec<String> = settings.upstreams.iter().map(config::redact_url).collect();
     tracing::info!(version = env!("CARGO_PKG_VERSION"), listen = %addr, cache_dir = %settings.cache_dir.display(), upstreams = %upstreams.join(","), "goproxy started");
     let host = if addr.ip().is_unspecified() { "localhost".to_owned() } else { addr.ip().to_string() };
     let host = if addr.is_ipv6() && !addr.ip().is_unspecified() { format!("[{host}]") } else { host };

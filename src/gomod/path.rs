@@ -294,7 +294,9 @@ pub fn unescape_path(escaped: &str) -> Result<String, GoModError> {
         reason,
     };
     let path = unescape_string(escaped).map_err(invalid)?;
-    check_module_path(&path).map_err(invalid)?;
+    // A well-formed escape of an invalid path is a different failure from a broken
+    // escape: callers answer "not found" for the first and "malformed" for the second.
+    check_module_path(&path).map_err(|reason| GoModError::InvalidPath { path: path.clone(), reason })?;
     Ok(path)
 }
 

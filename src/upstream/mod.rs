@@ -17,7 +17,7 @@ use std::time::Duration;
 use backon::{ExponentialBuilder, Retryable};
 use url::Url;
 
-use crate::config::Settings;
+use crate::config::{Settings, redact_url};
 use attempt::AttemptError;
 
 /// Retry-After values longer than this are not waited for: the upstream is given up
@@ -49,15 +49,6 @@ impl UpstreamBase {
         }
         url
     }
-}
-
-/// Removes the password (and keeps a marker) from a URL.
-pub fn redact_url(url: &Url) -> String {
-    let mut u = url.clone();
-    if u.password().is_some() {
-        let _ = u.set_password(Some("***"));
-    }
-    u.as_str().trim_end_matches('/').to_owned()
 }
 
 /// What a successful fetch produced, and where it came from.
