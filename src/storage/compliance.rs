@@ -525,6 +525,91 @@ mod fs_only {
         assert!(last.is_some());
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn pruning_races_with_writes_into_the_same_directory() {
+        let fx = filesystem();
+        let s = Arc::new(FsStorage::new(fx.storage.root()));
+        for i in 0..200 {
+            put(&*s, "a/b/c/old", b"x", PutMode::Overwrite).await;
+            let deleter = {
+                let s = Arc::clone(&s);
+                tokio::spawn(async move { s.delete("a/b/c/old").await.expect("delete") })
+            };
+            let key = format!("a/b/c/new{i}");
+            s.put_bytes(&key, Bytes::from_static(b"y"), PutMode::IfAbsent)
+                .await
+                .expect("a put racing with pruning still lands");
+            assert!(deleter.await.expect("deleter"));
+            assert_eq!(read(&*s, &key).await.as_deref(), Some(&b"y"[..]));
+            assert!(s.delete(&key).await.expect("delete"));
+        }
+        assert!(s.list("").await.expect("list").is_empty());
+    }
+
+    const CHILD_ROOT: &str = "GOPROXY_STORAGE_TEST_CHILD_ROOT";
+
+    /// Run by `a_killed_writer_never_publishes_a_partial_object` in a child process:
+    /// writes forever until it is killed.
+    #[tokio::test]
+    #[ignore = "helper process for a kill -9 test"]
+    async fn killed_writer_child() {
+        let Some(root) = std::env::var_os(CHILD_ROOT) else {
+            return;
+        };
+        let s = FsStorage::new(PathBuf::from(root));
+        let started = format!("started/{}", std::process::id());
+        s.put_bytes(&started, Bytes::new(), PutMode::IfAbsent)
+            .await
+            .expect("announce");
+        for i in 0u64.. {
+            let key = format!("k/{}", i % 4);
+            let data = vec![(i % 251) as u8; SIZE * 16];
+            s.put_bytes(&key, data.into(), PutMode::Overwrite)
+                .await
+                .expect("put");
+        }
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_killed_writer_never_publishes_a_partial_object() {
+        let fx = filesystem();
+        let s = &fx.storage;
+        // Several kills at different moments, each leaving its debris for the next.
+        for delay_ms in [0, 7, 19, 43, 71] {
+            let mut child = std::process::Command::new(std::env::current_exe().expect("exe"))
+                .args([
+                    "--exact",
+                    "storage::compliance::fs_only::killed_writer_child",
+                    "--ignored",
+                    "--quiet",
+                ])
+                .env(CHILD_ROOT, s.root())
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("spawn child");
+            let started = format!("started/{}", child.id());
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while s.head(&started).await.expect("head").is_none() {
+                assert!(std::time::Instant::now() < deadline, "child never started");
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            child.kill().expect("SIGKILL");
+            child.wait().expect("reap");
+
+            for key in s.list("k/").await.expect("list") {
+                let bytes = read(s, &key).await.expect("listed key reads");
+                assert_eq!(bytes.len(), SIZE * 16, "{key}: partial object published");
+                assert!(bytes.iter().all(|&b| b == bytes[0]), "{key}: mixed content");
+            }
+        }
+        s.remove_stale_temp_files(Duration::ZERO)
+            .await
+            .expect("sweep");
+        assert_eq!(temp_files_under(s.root()), Vec::<PathBuf>::new());
+    }
+
     #[tokio::test]
     async fn delete_prunes_empty_parents_only() {
         let fx = filesystem();

@@ -124,7 +124,7 @@ fn meta_of(m: &stdfs::Metadata) -> io::Result<ObjectMeta> {
     })
 }
 
-/// Runs blocking filesystem work off the async threads.
+/// fsync, rename and directory walks block, so they must not run on async workers.
 async fn blocking<T, F>(key: &str, work: F) -> Result<T>
 where
     T: Send + 'static,
@@ -195,19 +195,18 @@ fn create_dirs(dir: &Path) -> io::Result<()> {
 
 /// A fresh `.tmp-*` file in `dir`, creating `dir` as needed.
 fn temp_file_in(dir: &Path) -> io::Result<NamedTempFile> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(TEMP_PREFIX);
+    // tempfile defaults to 0600; published objects should get the usual
+    // umask-governed mode, like any other file the process writes.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(stdfs::Permissions::from_mode(0o666));
+    }
     let mut attempt = 0;
     loop {
-        create_dirs(dir)?;
-        let mut builder = tempfile::Builder::new();
-        builder.prefix(TEMP_PREFIX);
-        // tempfile defaults to 0600; published objects should get the usual
-        // umask-governed mode, like any other file the process writes.
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            builder.permissions(stdfs::Permissions::from_mode(0o666));
-        }
-        match builder.tempfile_in(dir) {
+        match create_dirs(dir).and_then(|()| builder.tempfile_in(dir)) {
             Ok(tmp) => return Ok(tmp),
             Err(e) if e.kind() == io::ErrorKind::NotFound && attempt < DIR_RACE_RETRIES => {
                 attempt += 1;
@@ -292,19 +291,45 @@ fn prune_empty_dirs(root: &Path, dir: &Path) {
     }
 }
 
-/// Walks `start` (which is `<root>/<key_dir>`) without following symlinked
-/// directories, collecting keys that start with `prefix`.
-fn walk_keys(root: &Path, key_dir: &str, prefix: &str) -> io::Result<Vec<String>> {
-    let start = if key_dir.is_empty() {
-        root.to_path_buf()
-    } else {
-        root.join(key_dir)
-    };
+/// Depth-first walk from `start` that never follows symlinks. `visit` sees each entry
+/// with the state of its directory and returns the state for a subdirectory to
+/// descend into, or `None` to skip it. Entries that vanish mid-walk are ignored.
+fn walk<T>(
+    start: PathBuf,
+    state: T,
+    mut visit: impl FnMut(&T, &stdfs::DirEntry, stdfs::FileType) -> io::Result<Option<T>>,
+) -> io::Result<()> {
+    let mut stack = vec![(start, state)];
+    while let Some((dir, state)) = stack.pop() {
+        let entries = match stdfs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if is_absent(&e) => continue,
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let file_type = match entry.file_type() {
+                Ok(t) => t,
+                Err(e) if is_absent(&e) => continue,
+                Err(e) => return Err(e),
+            };
+            if let Some(sub) = visit(&state, &entry, file_type)? {
+                stack.push((entry.path(), sub));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Keys under `<root>/<key_dir>` that start with `prefix` (`key_dir` is the part of
+/// `prefix` up to its last `/`), sorted.
+fn list_keys(root: &Path, key_dir: &str, prefix: &str) -> io::Result<Vec<String>> {
     let canonical_root = match stdfs::canonicalize(root) {
         Ok(p) => p,
         Err(e) if is_absent(&e) => return Ok(Vec::new()),
         Err(e) => return Err(e),
     };
+    let start = root.join(key_dir);
     if !key_dir.is_empty() {
         // A symlinked directory on the way to `start` must not lead out of the root.
         match stdfs::canonicalize(&start) {
@@ -314,37 +339,19 @@ fn walk_keys(root: &Path, key_dir: &str, prefix: &str) -> io::Result<Vec<String>
             Err(e) => return Err(e),
         }
     }
-
     let mut keys = Vec::new();
-    let mut stack = vec![(start, key_dir.to_owned())];
-    while let Some((dir, dir_key)) = stack.pop() {
-        let entries = match stdfs::read_dir(&dir) {
-            Ok(entries) => entries,
-            // Removed (or replaced by a file) while we walked: it has no keys now.
-            Err(e) if is_absent(&e) => continue,
-            Err(e) => return Err(e),
+    walk(start, key_dir.to_owned(), |dir_key, entry, file_type| {
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            return Ok(None);
         };
-        for entry in entries {
-            let entry = entry?;
-            let Ok(name) = entry.file_name().into_string() else {
-                continue;
-            };
-            let key = format!("{dir_key}{name}");
-            let file_type = match entry.file_type() {
-                Ok(t) => t,
-                Err(e) if is_absent(&e) => continue,
-                Err(e) => return Err(e),
-            };
-            if file_type.is_dir() {
-                let sub = format!("{key}/");
-                if sub.starts_with(prefix) || prefix.starts_with(&sub) {
-                    stack.push((entry.path(), sub));
-                }
-                continue;
-            }
-            if !key.starts_with(prefix) || check_key(&key).is_err() {
-                continue;
-            }
+        let key = format!("{dir_key}{name}");
+        if file_type.is_dir() {
+            let sub = key + "/";
+            let relevant = sub.starts_with(prefix) || prefix.starts_with(&sub);
+            return Ok(relevant.then_some(sub));
+        }
+        // Temp files fail `check_key`, as do names no key could have.
+        if key.starts_with(prefix) && check_key(&key).is_ok() {
             let listed = if file_type.is_symlink() {
                 symlink_to_file_inside(&entry.path(), &canonical_root)
             } else {
@@ -354,7 +361,8 @@ fn walk_keys(root: &Path, key_dir: &str, prefix: &str) -> io::Result<Vec<String>
                 keys.push(key);
             }
         }
-    }
+        Ok(None)
+    })?;
     keys.sort_unstable();
     Ok(keys)
 }
@@ -369,70 +377,51 @@ fn symlink_to_file_inside(link: &Path, canonical_root: &Path) -> bool {
 fn sweep_temp_files(root: &Path, older_than: Duration) -> io::Result<usize> {
     let now = SystemTime::now();
     let mut removed = 0;
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let entries = match stdfs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if is_absent(&e) => continue,
+    walk(root.to_path_buf(), (), |(), entry, file_type| {
+        if file_type.is_dir() {
+            return Ok(Some(()));
+        }
+        let is_temp = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with(TEMP_PREFIX));
+        if !file_type.is_file() || !is_temp {
+            return Ok(None);
+        }
+        let modified = match entry.metadata().and_then(|m| m.modified()) {
+            Ok(t) => t,
+            Err(e) if is_absent(&e) => return Ok(None),
             Err(e) => return Err(e),
         };
-        for entry in entries {
-            let entry = entry?;
-            let file_type = match entry.file_type() {
-                Ok(t) => t,
-                Err(e) if is_absent(&e) => continue,
-                Err(e) => return Err(e),
-            };
-            if file_type.is_dir() {
-                stack.push(entry.path());
-                continue;
-            }
-            let is_temp = entry
-                .file_name()
-                .to_str()
-                .is_some_and(|n| n.starts_with(TEMP_PREFIX));
-            if !file_type.is_file() || !is_temp {
-                continue;
-            }
-            let modified = match entry.metadata().and_then(|m| m.modified()) {
-                Ok(t) => t,
-                Err(e) if is_absent(&e) => continue,
-                Err(e) => return Err(e),
-            };
-            // A clock that jumped backwards makes the age negative: treat as fresh.
-            let age = now.duration_since(modified).unwrap_or(Duration::ZERO);
-            if age < older_than {
-                continue;
-            }
+        // A clock that jumped backwards makes the age negative: treat as fresh.
+        let age = now.duration_since(modified).unwrap_or(Duration::ZERO);
+        if age >= older_than {
             match stdfs::remove_file(entry.path()) {
                 Ok(()) => removed += 1,
                 Err(e) if is_absent(&e) => {}
                 Err(e) => return Err(e),
             }
         }
-    }
+        Ok(None)
+    })?;
     Ok(removed)
 }
 
 fn probe_root(root: &Path) -> io::Result<()> {
-    let context = |what: &str, e: io::Error| {
-        io::Error::new(
-            e.kind(),
-            format!("{what} in storage directory {}: {e}", root.display()),
-        )
-    };
-    create_dirs(root).map_err(|e| context("cannot create the directory", e))?;
+    let dir = root.display();
+    let context = |what: String, e: io::Error| io::Error::new(e.kind(), format!("{what}: {e}"));
+    create_dirs(root).map_err(|e| context(format!("cannot create storage directory {dir}"), e))?;
     let mut probe = tempfile::Builder::new()
         .prefix(TEMP_PREFIX)
         .tempfile_in(root)
-        .map_err(|e| context("cannot create a file", e))?;
+        .map_err(|e| context(format!("cannot create a file in {dir}"), e))?;
     probe
         .write_all(b"goproxy readiness probe\n")
         .and_then(|()| probe.as_file().sync_all())
-        .map_err(|e| context("cannot write and fsync a file", e))?;
+        .map_err(|e| context(format!("cannot write and fsync a file in {dir}"), e))?;
     probe
         .close()
-        .map_err(|e| context("cannot remove a probe file", e))
+        .map_err(|e| context(format!("cannot remove a probe file from {dir}"), e))
 }
 
 impl FsStorage {
@@ -558,7 +547,7 @@ impl Storage for FsStorage {
         };
         let root = self.root.clone();
         let owned_prefix = prefix.to_owned();
-        blocking(prefix, move || walk_keys(&root, &key_dir, &owned_prefix)).await
+        blocking(prefix, move || list_keys(&root, &key_dir, &owned_prefix)).await
     }
 
     async fn check_ready(&self) -> Result<()> {
