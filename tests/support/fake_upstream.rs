@@ -167,11 +167,14 @@ impl Answer {
     }
 }
 
+fn modules_of<'a>(st: &'a Inner, escaped: &'a str) -> impl Iterator<Item = &'a Module> + 'a {
+    st.modules.values().filter(move |m| escape(&m.path) == escaped)
+}
+
 fn lookup(st: &Inner, path: &str) -> Answer {
     let rest = path.trim_start_matches('/');
-    let find_module = |escaped: &str| st.modules.values().filter(move |m| escape(&m.path) == escaped);
     if let Some(module) = rest.strip_suffix("/@latest") {
-        let mut versions: Vec<&Module> = find_module(module).collect();
+        let mut versions: Vec<&Module> = modules_of(st, module).collect();
         versions.sort_by(|a, b| rank(a).cmp(&rank(b)).then(semver::compare(&a.version, &b.version)));
         return match versions.last() {
             Some(m) => Answer::Found(m.info.clone()),
@@ -183,8 +186,8 @@ fn lookup(st: &Inner, path: &str) -> Answer {
     };
     if file == "list" {
         let mut versions: Vec<String> =
-            find_module(module).filter(|m| !version::is_pseudo_version(&m.version)).map(|m| m.version.clone()).collect();
-        if versions.is_empty() && find_module(module).next().is_none() && !st.empty_lists.iter().any(|p| p == module) {
+            modules_of(st, module).filter(|m| !version::is_pseudo_version(&m.version)).map(|m| m.version.clone()).collect();
+        if versions.is_empty() && modules_of(st, module).next().is_none() && !st.empty_lists.iter().any(|p| p == module) {
             return Answer::NotFound(format!("not found: {module}\n"));
         }
         versions.sort_by(|a, b| semver::compare(a, b));
@@ -194,7 +197,7 @@ fn lookup(st: &Inner, path: &str) -> Answer {
     let Some((ver, ext)) = file.rsplit_once('.') else {
         return Answer::NotFound("not found\n".to_owned());
     };
-    match find_module(module).find(|m| escape(&m.version) == ver) {
+    match modules_of(st, module).find(|m| escape(&m.version) == ver) {
         Some(m) => match ext {
             "info" => Answer::Found(m.info.clone()),
             "mod" => Answer::Found(m.go_mod.clone()),

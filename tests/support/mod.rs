@@ -1,7 +1,7 @@
 //! Shared test support: synthetic Go modules built in memory, a fake upstream
 //! GOPROXY with fault injection, and helpers to run the proxy (in-process or as
 //! the real binary) and the real `go` command against it.
-#![allow(dead_code)] // each test file uses a different part of this module
+#![allow(dead_code, unused_imports)] // each test file uses a different part of this module
 
 pub mod fake_upstream;
 pub mod go;
@@ -93,4 +93,35 @@ fn walk(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<String>) {
 /// A plain HTTP client without connection reuse surprises.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().expect("client")
+}
+
+/// A response read by `raw_get`.
+pub struct RawResponse {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|line| {
+            let (k, v) = line.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+}
+
+/// Sends `GET <target>` byte-for-byte over a fresh connection, so that no client
+/// library normalizes `..`, `%2e` or `//` before the server sees them.
+pub async fn raw_get(addr: SocketAddr, target: &str) -> RawResponse {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!("GET {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.expect("read");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    RawResponse { status, head: head.to_owned(), body: body.to_owned() }
 }
