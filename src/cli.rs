@@ -10,7 +10,12 @@ use tracing_subscriber::EnvFilter;
 use crate::config::{self, CliArgs, LogFormat, Settings};
 
 #[derive(Parser, Debug)]
-#[command(name = "goproxy", version, about = "A caching Go module proxy", args_conflicts_with_subcommands = true)]
+#[command(
+    name = "goproxy",
+    version,
+    about = "A caching Go module proxy",
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -46,7 +51,9 @@ pub fn main() -> anyhow::Result<()> {
     let cli = Cli::parse_from(argv);
     let env = |name: &str| std::env::var(name).ok();
     match cli.command {
-        Some(Command::Config { action: ConfigAction::Show { args } }) => {
+        Some(Command::Config {
+            action: ConfigAction::Show { args },
+        }) => {
             let loaded = config::load(&args, &env)?;
             print!("{}", config::render(&loaded));
             Ok(())
@@ -60,14 +67,23 @@ fn serve(args: &CliArgs, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result
     let loaded = config::load(args, env)?;
     let settings = Arc::new(loaded.settings);
     init_logging(&settings)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
     runtime.block_on(run(settings))
 }
 
 fn init_logging(settings: &Settings) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_new(&settings.log_level)
-        .with_context(|| format!("log_level: invalid filter {:?} (expected e.g. info, debug, goproxy=debug)", settings.log_level))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = EnvFilter::try_new(&settings.log_level).with_context(|| {
+        format!(
+            "log_level: invalid filter {:?} (expected e.g. info, debug, goproxy=debug)",
+            settings.log_level
+        )
+    })?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match settings.log_format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -80,8 +96,16 @@ async fn run(settings: Arc<Settings>) -> anyhow::Result<()> {
     let addr = server.local_addr();
     let upstreams: Vec<String> = settings.upstreams.iter().map(config::redact_url).collect();
     tracing::info!(version = env!("CARGO_PKG_VERSION"), listen = %addr, cache_dir = %settings.cache_dir.display(), upstreams = %upstreams.join(","), "goproxy started");
-    let host = if addr.ip().is_unspecified() { "localhost".to_owned() } else { addr.ip().to_string() };
-    let host = if addr.is_ipv6() && !addr.ip().is_unspecified() { format!("[{host}]") } else { host };
+    let host = if addr.ip().is_unspecified() {
+        "localhost".to_owned()
+    } else {
+        addr.ip().to_string()
+    };
+    let host = if addr.is_ipv6() && !addr.ip().is_unspecified() {
+        format!("[{host}]")
+    } else {
+        host
+    };
     tracing::info!("GOPROXY=http://{host}:{}", addr.port());
 
     wait_for_signal().await;
@@ -101,14 +125,15 @@ async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for SIGTERM");
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

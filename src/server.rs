@@ -16,8 +16,13 @@ use crate::upstream::{UpstreamError, Upstreams};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot listen on {addr}: {source} (set --listen/LISTEN or --port/PORT to a free address)")]
-    Bind { addr: String, source: std::io::Error },
+    #[error(
+        "cannot listen on {addr}: {source} (set --listen/LISTEN or --port/PORT to a free address)"
+    )]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Upstream(#[from] UpstreamError),
 }
@@ -40,7 +45,10 @@ impl Server {
         let _ = self.shutdown.send(true);
         let abort = self.task.abort_handle();
         if tokio::time::timeout(deadline, self.task).await.is_err() {
-            tracing::warn!(?deadline, "in-flight requests did not finish in time; closing them");
+            tracing::warn!(
+                ?deadline,
+                "in-flight requests did not finish in time; closing them"
+            );
             abort.abort();
         }
     }
@@ -52,14 +60,26 @@ pub async fn start(settings: Arc<Settings>) -> Result<Server, StartError> {
     start_with_storage(settings, storage).await
 }
 
-pub async fn start_with_storage(settings: Arc<Settings>, storage: Arc<dyn Storage>) -> Result<Server, StartError> {
+pub async fn start_with_storage(
+    settings: Arc<Settings>,
+    storage: Arc<dyn Storage>,
+) -> Result<Server, StartError> {
     let upstreams = Upstreams::new(Arc::clone(&settings))?;
     let fetcher = Arc::new(Fetcher::new(storage, upstreams, Arc::clone(&settings)));
-    let state = AppState { settings: Arc::clone(&settings), fetcher };
+    let state = AppState {
+        settings: Arc::clone(&settings),
+        fetcher,
+    };
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
-        .map_err(|source| StartError::Bind { addr: settings.listen.clone(), source })?;
-    let local_addr = listener.local_addr().map_err(|source| StartError::Bind { addr: settings.listen.clone(), source })?;
+        .map_err(|source| StartError::Bind {
+            addr: settings.listen.clone(),
+            source,
+        })?;
+    let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: settings.listen.clone(),
+        source,
+    })?;
     let (shutdown, mut signal) = watch::channel(false);
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let task = tokio::spawn(async move {
@@ -69,5 +89,9 @@ pub async fn start_with_storage(settings: Arc<Settings>, storage: Arc<dyn Storag
             })
             .await
     });
-    Ok(Server { local_addr, shutdown, task })
+    Ok(Server {
+        local_addr,
+        shutdown,
+        task,
+    })
 }

@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use support::{Fault, FakeUpstream, Module, TestProxy};
+use support::{FakeUpstream, Fault, Module, TestProxy};
 
 const LIST: &str = "/example.com/cached/@v/list";
 
@@ -31,7 +31,8 @@ async fn immutable_artifacts_are_fetched_once() {
     assert_eq!(std::fs::read(dir.join("v1.0.0.mod")).unwrap(), m.go_mod);
     assert_eq!(std::fs::read(dir.join("v1.0.0.info")).unwrap(), m.info);
     // Metadata lives beside the artifact, never inside it.
-    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("v1.0.0.zip.meta")).unwrap()).unwrap();
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("v1.0.0.zip.meta")).unwrap()).unwrap();
     assert_eq!(meta["upstream"], upstream.url.as_str());
     assert_eq!(meta["size"], m.zip.len());
 }
@@ -40,17 +41,28 @@ async fn immutable_artifacts_are_fetched_once() {
 async fn lists_are_refreshed_after_the_ttl() {
     let upstream = FakeUpstream::start().await;
     upstream.add(Module::simple("example.com/cached", "v1.0.0"));
-    let proxy = TestProxy::start_with(&[&upstream.url], |s| s.list_ttl = Duration::from_millis(300)).await;
+    let proxy = TestProxy::start_with(&[&upstream.url], |s| {
+        s.list_ttl = Duration::from_millis(300)
+    })
+    .await;
     assert_eq!(proxy.get(LIST).await.text().await.unwrap(), "v1.0.0\n");
     upstream.add(Module::simple("example.com/cached", "v1.1.0"));
     let cached = proxy.get(LIST).await;
     assert_eq!(cached.headers()["x-goproxy-cache"], "hit");
-    assert_eq!(cached.text().await.unwrap(), "v1.0.0\n", "fresh within the TTL");
+    assert_eq!(
+        cached.text().await.unwrap(),
+        "v1.0.0\n",
+        "fresh within the TTL"
+    );
     assert_eq!(upstream.hits(LIST), 1);
     tokio::time::sleep(Duration::from_millis(400)).await;
     let refreshed = proxy.get(LIST).await;
     assert_eq!(refreshed.headers()["x-goproxy-cache"], "miss");
-    assert_eq!(refreshed.text().await.unwrap(), "v1.0.0\nv1.1.0\n", "a new version appears after the TTL");
+    assert_eq!(
+        refreshed.text().await.unwrap(),
+        "v1.0.0\nv1.1.0\n",
+        "a new version appears after the TTL"
+    );
     assert_eq!(upstream.hits(LIST), 2);
 }
 
@@ -58,9 +70,15 @@ async fn lists_are_refreshed_after_the_ttl() {
 async fn stale_copy_is_served_when_every_upstream_fails() {
     let upstream = FakeUpstream::start().await;
     upstream.add(Module::simple("example.com/cached", "v1.0.0"));
-    let proxy = TestProxy::start_with(&[&upstream.url], |s| s.list_ttl = Duration::from_millis(100)).await;
+    let proxy = TestProxy::start_with(&[&upstream.url], |s| {
+        s.list_ttl = Duration::from_millis(100)
+    })
+    .await;
     assert_eq!(proxy.get(LIST).await.status(), StatusCode::OK);
-    assert_eq!(proxy.get("/example.com/cached/@latest").await.status(), StatusCode::OK);
+    assert_eq!(
+        proxy.get("/example.com/cached/@latest").await.status(),
+        StatusCode::OK
+    );
     tokio::time::sleep(Duration::from_millis(150)).await;
     upstream.set_always(Some(Fault::Status(503)));
     let stale = proxy.get(LIST).await;
@@ -79,7 +97,10 @@ async fn stale_copy_is_served_when_every_upstream_fails() {
 #[tokio::test]
 async fn not_found_is_cached_for_the_negative_ttl() {
     let upstream = FakeUpstream::start().await;
-    let proxy = TestProxy::start_with(&[&upstream.url], |s| s.negative_ttl = Duration::from_millis(300)).await;
+    let proxy = TestProxy::start_with(&[&upstream.url], |s| {
+        s.negative_ttl = Duration::from_millis(300)
+    })
+    .await;
     let path = "/example.com/missing/@v/list";
     let first = proxy.get(path).await;
     assert_eq!(first.status(), StatusCode::NOT_FOUND);
@@ -87,7 +108,11 @@ async fn not_found_is_cached_for_the_negative_ttl() {
     let second = proxy.get(path).await;
     assert_eq!(second.status(), StatusCode::NOT_FOUND);
     assert_eq!(second.headers()["x-goproxy-cache"], "negative");
-    assert_eq!(upstream.hits(path), 1, "the second 404 came from the negative cache");
+    assert_eq!(
+        upstream.hits(path),
+        1,
+        "the second 404 came from the negative cache"
+    );
     // Once the module exists and the negative entry expires, it is found.
     upstream.add(Module::simple("example.com/missing", "v0.1.0"));
     tokio::time::sleep(Duration::from_millis(350)).await;
@@ -104,7 +129,10 @@ async fn transient_failures_are_never_cached() {
     upstream.add(m.clone());
     let proxy = TestProxy::start_with(&[&upstream.url], |s| s.retry_attempts = 1).await;
     upstream.set_always(Some(Fault::Status(500)));
-    assert_eq!(proxy.get(&m.url_path("mod")).await.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(
+        proxy.get(&m.url_path("mod")).await.status(),
+        StatusCode::BAD_GATEWAY
+    );
     upstream.set_always(None);
     let r = proxy.get(&m.url_path("mod")).await;
     assert_eq!(r.status(), StatusCode::OK, "the failure was not remembered");
@@ -120,12 +148,24 @@ async fn a_zip_is_invisible_until_complete_and_no_temp_files_remain() {
     upstream.push_faults(&m.url_path("zip"), &[Fault::Slow(64 << 10)]);
     let proxy = TestProxy::start(&[&upstream.url]).await;
     let url = format!("{}{}", proxy.url, m.url_path("zip"));
-    let download = tokio::spawn(async move { support::client().get(url).send().await.unwrap().bytes().await.unwrap() });
+    let download = tokio::spawn(async move {
+        support::client()
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+    });
     let final_path = proxy.cache.path().join("example.com/big/@v/v1.0.0.zip");
     let mut saw_temp = false;
     while !download.is_finished() {
         if let Ok(data) = std::fs::read(&final_path) {
-            assert_eq!(data, m.zip, "the final name only ever holds the complete zip");
+            assert_eq!(
+                data, m.zip,
+                "the final name only ever holds the complete zip"
+            );
         }
         saw_temp |= proxy.cache_files().iter().any(|f| f.contains(".tmp-"));
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -133,7 +173,10 @@ async fn a_zip_is_invisible_until_complete_and_no_temp_files_remain() {
     assert!(saw_temp, "the download was written to a temp file first");
     assert_eq!(download.await.unwrap().as_ref(), m.zip.as_slice());
     let files = proxy.cache_files();
-    assert!(files.iter().all(|f| !f.contains(".tmp-")), "no temp files left: {files:?}");
+    assert!(
+        files.iter().all(|f| !f.contains(".tmp-")),
+        "no temp files left: {files:?}"
+    );
 }
 
 #[tokio::test]
@@ -147,15 +190,26 @@ async fn invalid_content_is_refused_and_not_cached() {
     let wrong_version = br#"{"Version":"v9.9.9"}"#.to_vec();
     let other_module = b"module example.com/other\n".to_vec();
     let not_a_zip = b"PK\x03\x04 garbage".to_vec();
-    let foreign_zip = support::module::build_zip("example.com/other@v1.0.1/", &[("a.go".to_owned(), b"package a\n".to_vec())]);
-    for (m, ext, body) in [(&m, "info", wrong_version), (&m, "mod", other_module), (&m, "zip", not_a_zip), (&m2, "zip", foreign_zip)] {
+    let foreign_zip = support::module::build_zip(
+        "example.com/other@v1.0.1/",
+        &[("a.go".to_owned(), b"package a\n".to_vec())],
+    );
+    for (m, ext, body) in [
+        (&m, "info", wrong_version),
+        (&m, "mod", other_module),
+        (&m, "zip", not_a_zip),
+        (&m2, "zip", foreign_zip),
+    ] {
         upstream.push_faults(&m.url_path(ext), &[Fault::Body(body)]);
         let r = proxy.get(&m.url_path(ext)).await;
         assert_eq!(r.status(), StatusCode::BAD_GATEWAY, "{ext}");
         let text = r.text().await.unwrap();
         assert!(text.contains("invalid response"), "{ext}: {text}");
         let name = format!("{}.{ext}", m.version);
-        assert!(proxy.cache_files().iter().all(|f| !f.ends_with(&name)), "{name} not cached");
+        assert!(
+            proxy.cache_files().iter().all(|f| !f.ends_with(&name)),
+            "{name} not cached"
+        );
         // The next request gets the real, valid artifact.
         let r = proxy.get(&m.url_path(ext)).await;
         assert_eq!(r.status(), StatusCode::OK, "{ext}");

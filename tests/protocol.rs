@@ -19,16 +19,32 @@ async fn setup() -> (FakeUpstream, TestProxy, Module) {
 async fn serves_every_endpoint_with_its_content_type() {
     let (_up, proxy, m) = setup().await;
     let cases = [
-        ("/example.com/hello/@v/list", "text/plain; charset=utf-8", b"v1.0.0\nv1.1.0\n".to_vec()),
-        (&m.url_path("info") as &str, "application/json", m.info.clone()),
-        (&m.url_path("mod"), "text/plain; charset=utf-8", m.go_mod.clone()),
+        (
+            "/example.com/hello/@v/list",
+            "text/plain; charset=utf-8",
+            b"v1.0.0\nv1.1.0\n".to_vec(),
+        ),
+        (
+            &m.url_path("info") as &str,
+            "application/json",
+            m.info.clone(),
+        ),
+        (
+            &m.url_path("mod"),
+            "text/plain; charset=utf-8",
+            m.go_mod.clone(),
+        ),
         (&m.url_path("zip"), "application/zip", m.zip.clone()),
     ];
     for (path, content_type, body) in cases {
         let r = proxy.get(path).await;
         assert_eq!(r.status(), StatusCode::OK, "{path}");
         assert_eq!(r.headers()["content-type"], content_type, "{path}");
-        assert_eq!(r.headers()["content-length"], body.len().to_string().as_str(), "{path}");
+        assert_eq!(
+            r.headers()["content-length"],
+            body.len().to_string().as_str(),
+            "{path}"
+        );
         assert!(r.headers().contains_key("etag"), "{path}");
         assert!(r.headers().contains_key("last-modified"), "{path}");
         assert!(r.headers().contains_key("cache-control"), "{path}");
@@ -46,7 +62,10 @@ async fn immutable_and_mutable_answers_advertise_different_lifetimes() {
     let (_up, proxy, m) = setup().await;
     let zip = proxy.get(&m.url_path("zip")).await;
     let cc = zip.headers()["cache-control"].to_str().unwrap().to_owned();
-    assert!(cc.contains("immutable") && cc.contains("max-age=604800"), "{cc}");
+    assert!(
+        cc.contains("immutable") && cc.contains("max-age=604800"),
+        "{cc}"
+    );
     let list = proxy.get("/example.com/hello/@v/list").await;
     assert_eq!(list.headers()["cache-control"], "public, max-age=60");
 }
@@ -54,11 +73,23 @@ async fn immutable_and_mutable_answers_advertise_different_lifetimes() {
 #[tokio::test]
 async fn head_has_headers_and_no_body() {
     let (_up, proxy, m) = setup().await;
-    for path in [m.url_path("zip"), m.url_path("info"), "/example.com/hello/@v/list".to_owned(), "/health".to_owned()] {
-        let r = client().head(format!("{}{}", proxy.url, path)).send().await.unwrap();
+    for path in [
+        m.url_path("zip"),
+        m.url_path("info"),
+        "/example.com/hello/@v/list".to_owned(),
+        "/health".to_owned(),
+    ] {
+        let r = client()
+            .head(format!("{}{}", proxy.url, path))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::OK, "{path}");
         if path.ends_with(".zip") {
-            assert_eq!(r.headers()["content-length"], m.zip.len().to_string().as_str());
+            assert_eq!(
+                r.headers()["content-length"],
+                m.zip.len().to_string().as_str()
+            );
         }
         assert!(r.bytes().await.unwrap().is_empty(), "{path}");
     }
@@ -70,11 +101,18 @@ async fn upper_case_module_paths_are_escaped() {
     let m = Module::simple("github.com/Azure/Go-Thing", "v1.2.3");
     upstream.add(m.clone());
     let proxy = TestProxy::start(&[&upstream.url]).await;
-    assert_eq!(m.url_path("mod"), "/github.com/!azure/!go-!thing/@v/v1.2.3.mod");
+    assert_eq!(
+        m.url_path("mod"),
+        "/github.com/!azure/!go-!thing/@v/v1.2.3.mod"
+    );
     let r = proxy.get(&m.url_path("zip")).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.bytes().await.unwrap().as_ref(), m.zip.as_slice());
-    assert!(proxy.cache_files().contains(&"github.com/!azure/!go-!thing/@v/v1.2.3.zip".to_owned()));
+    assert!(
+        proxy
+            .cache_files()
+            .contains(&"github.com/!azure/!go-!thing/@v/v1.2.3.zip".to_owned())
+    );
     // Raw capitals are not a valid escaped path.
     let r = proxy.get("/github.com/Azure/Go-Thing/@v/v1.2.3.mod").await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
@@ -90,30 +128,80 @@ async fn range_and_conditional_requests_on_hits() {
     assert!(etag.starts_with('"'), "strong etag: {etag}");
     full.bytes().await.unwrap();
 
-    let part = client().get(&path).header("range", "bytes=10-19").send().await.unwrap();
+    let part = client()
+        .get(&path)
+        .header("range", "bytes=10-19")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
-    assert_eq!(part.headers()["content-range"], format!("bytes 10-19/{}", m.zip.len()).as_str());
+    assert_eq!(
+        part.headers()["content-range"],
+        format!("bytes 10-19/{}", m.zip.len()).as_str()
+    );
     assert_eq!(part.bytes().await.unwrap().as_ref(), &m.zip[10..20]);
 
-    let tail = client().get(&path).header("range", "bytes=-5").send().await.unwrap();
+    let tail = client()
+        .get(&path)
+        .header("range", "bytes=-5")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(tail.status(), StatusCode::PARTIAL_CONTENT);
-    assert_eq!(tail.bytes().await.unwrap().as_ref(), &m.zip[m.zip.len() - 5..]);
+    assert_eq!(
+        tail.bytes().await.unwrap().as_ref(),
+        &m.zip[m.zip.len() - 5..]
+    );
 
-    let resumed = client().get(&path).header("range", "bytes=20-").header("if-range", &etag).send().await.unwrap();
+    let resumed = client()
+        .get(&path)
+        .header("range", "bytes=20-")
+        .header("if-range", &etag)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resumed.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(resumed.bytes().await.unwrap().as_ref(), &m.zip[20..]);
 
-    let changed = client().get(&path).header("range", "bytes=20-").header("if-range", "\"other\"").send().await.unwrap();
-    assert_eq!(changed.status(), StatusCode::OK, "a stale If-Range gets the whole file");
+    let changed = client()
+        .get(&path)
+        .header("range", "bytes=20-")
+        .header("if-range", "\"other\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        changed.status(),
+        StatusCode::OK,
+        "a stale If-Range gets the whole file"
+    );
     assert_eq!(changed.bytes().await.unwrap().len(), m.zip.len());
 
-    let beyond = client().get(&path).header("range", format!("bytes={}-", m.zip.len() + 10)).send().await.unwrap();
+    let beyond = client()
+        .get(&path)
+        .header("range", format!("bytes={}-", m.zip.len() + 10))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(beyond.status(), StatusCode::RANGE_NOT_SATISFIABLE);
-    assert_eq!(beyond.headers()["content-range"], format!("bytes */{}", m.zip.len()).as_str());
+    assert_eq!(
+        beyond.headers()["content-range"],
+        format!("bytes */{}", m.zip.len()).as_str()
+    );
 
-    let not_modified = client().get(&path).header("if-none-match", &etag).send().await.unwrap();
+    let not_modified = client()
+        .get(&path)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(not_modified.status(), StatusCode::NOT_MODIFIED);
-    let not_modified = client().get(&path).header("if-modified-since", &last_modified).send().await.unwrap();
+    let not_modified = client()
+        .get(&path)
+        .header("if-modified-since", &last_modified)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(not_modified.status(), StatusCode::NOT_MODIFIED);
 }
 
@@ -142,14 +230,25 @@ async fn readiness_fails_when_the_cache_is_not_writable() {
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(r.headers()["content-type"], "text/plain; charset=utf-8");
     let body = r.text().await.unwrap();
-    assert!(!body.contains(dir.path().to_str().unwrap()), "no local paths in bodies: {body}");
-    assert_eq!(proxy.get("/healthz").await.status(), StatusCode::OK, "liveness does not depend on the cache");
+    assert!(
+        !body.contains(dir.path().to_str().unwrap()),
+        "no local paths in bodies: {body}"
+    );
+    assert_eq!(
+        proxy.get("/healthz").await.status(),
+        StatusCode::OK,
+        "liveness does not depend on the cache"
+    );
 }
 
 #[tokio::test]
 async fn other_methods_are_refused() {
     let (_up, proxy, m) = setup().await;
-    let r = client().post(format!("{}{}", proxy.url, m.url_path("info"))).send().await.unwrap();
+    let r = client()
+        .post(format!("{}{}", proxy.url, m.url_path("info")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(r.headers()["allow"], "GET, HEAD");
 }
@@ -191,18 +290,39 @@ async fn malformed_paths_never_reach_disk_or_upstream() {
     for (path, want) in cases {
         let r = support::raw_get(proxy.addr, path).await;
         assert_eq!(r.status, want, "{path}: {}", r.body);
-        assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"), "{path}");
+        assert_eq!(
+            r.header("content-type"),
+            Some("text/plain; charset=utf-8"),
+            "{path}"
+        );
         assert!(!r.body.trim().is_empty(), "{path}: body says why");
-        assert!(!r.body.contains(proxy.cache.path().to_str().unwrap()), "{path}: {}", r.body);
+        assert!(
+            !r.body.contains(proxy.cache.path().to_str().unwrap()),
+            "{path}: {}",
+            r.body
+        );
     }
-    assert_eq!(upstream.total_hits(), 0, "no malformed request reached the upstream: {:?}", upstream.log());
-    assert!(proxy.cache_files().is_empty(), "nothing written: {:?}", proxy.cache_files());
+    assert_eq!(
+        upstream.total_hits(),
+        0,
+        "no malformed request reached the upstream: {:?}",
+        upstream.log()
+    );
+    assert!(
+        proxy.cache_files().is_empty(),
+        "nothing written: {:?}",
+        proxy.cache_files()
+    );
 }
 
 #[tokio::test]
 async fn absolute_paths_in_the_request_target_are_refused() {
     let (upstream, proxy, _m) = setup().await;
-    for target in ["//etc/passwd.info", "/example.com/hello/@v/%2Fetc%2Fpasswd.info", "/%2Fetc/passwd/@v/list"] {
+    for target in [
+        "//etc/passwd.info",
+        "/example.com/hello/@v/%2Fetc%2Fpasswd.info",
+        "/%2Fetc/passwd/@v/list",
+    ] {
         let r = support::raw_get(proxy.addr, target).await;
         assert_eq!(r.status, 400, "{target}: {}", r.body);
     }

@@ -6,7 +6,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use support::{Fault, FakeUpstream, Module, TestProxy, client};
+use support::{FakeUpstream, Fault, Module, TestProxy, client};
 
 #[tokio::test]
 async fn falls_back_in_order_on_not_found() {
@@ -44,10 +44,18 @@ async fn transient_errors_are_retried_then_the_next_upstream_is_tried() {
     let started = Instant::now();
     let r = proxy.get(&m.url_path("info")).await;
     assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(first.hits(&m.url_path("info")), 3, "retry_attempts is the total number of attempts");
+    assert_eq!(
+        first.hits(&m.url_path("info")),
+        3,
+        "retry_attempts is the total number of attempts"
+    );
     assert_eq!(second.hits(&m.url_path("info")), 1);
     // Two backoffs of at least 50 ms and 100 ms (jitter only adds).
-    assert!(started.elapsed() >= Duration::from_millis(150), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(150),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -55,7 +63,14 @@ async fn retry_recovers_from_a_broken_connection_and_429() {
     let upstream = FakeUpstream::start().await;
     let m = Module::sized("example.com/recover", "v1.0.0", 256 << 10);
     upstream.add(m.clone());
-    upstream.push_faults(&m.url_path("zip"), &[Fault::Truncate, Fault::RetryAfter(429, 0), Fault::Status(502)]);
+    upstream.push_faults(
+        &m.url_path("zip"),
+        &[
+            Fault::Truncate,
+            Fault::RetryAfter(429, 0),
+            Fault::Status(502),
+        ],
+    );
     let proxy = TestProxy::start_with(&[&upstream.url], |s| s.retry_attempts = 4).await;
     let r = proxy.get(&m.url_path("zip")).await;
     assert_eq!(r.status(), StatusCode::OK);
@@ -69,10 +84,17 @@ async fn retry_after_is_honoured() {
     let m = Module::simple("example.com/later", "v1.0.0");
     upstream.add(m.clone());
     upstream.push_faults(&m.url_path("mod"), &[Fault::RetryAfter(503, 1)]);
-    let proxy = TestProxy::start_with(&[&upstream.url], |s| s.retry_backoff = Duration::from_millis(1)).await;
+    let proxy = TestProxy::start_with(&[&upstream.url], |s| {
+        s.retry_backoff = Duration::from_millis(1)
+    })
+    .await;
     let started = Instant::now();
     assert_eq!(proxy.get(&m.url_path("mod")).await.status(), StatusCode::OK);
-    assert!(started.elapsed() >= Duration::from_millis(950), "waited {:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(950),
+        "waited {:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -82,12 +104,25 @@ async fn not_found_anywhere_plus_failures_elsewhere_is_404() {
     broken.set_always(Some(Fault::Status(500)));
     let proxy = TestProxy::start_with(&[&broken.url, &empty.url], |s| s.retry_attempts = 2).await;
     let r = proxy.get("/example.com/nowhere/@v/v1.0.0.info").await;
-    assert_eq!(r.status(), StatusCode::NOT_FOUND, "a 404 anywhere lets the go command fall through to direct");
+    assert_eq!(
+        r.status(),
+        StatusCode::NOT_FOUND,
+        "a 404 anywhere lets the go command fall through to direct"
+    );
     let body = r.text().await.unwrap();
-    assert!(body.contains("not found") && body.contains("example.com/nowhere@v1.0.0"), "{body}");
+    assert!(
+        body.contains("not found") && body.contains("example.com/nowhere@v1.0.0"),
+        "{body}"
+    );
     // Order does not matter.
     let proxy = TestProxy::start_with(&[&empty.url, &broken.url], |s| s.retry_attempts = 2).await;
-    assert_eq!(proxy.get("/example.com/nowhere/@v/v1.0.1.info").await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        proxy
+            .get("/example.com/nowhere/@v/v1.0.1.info")
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]
@@ -101,7 +136,10 @@ async fn every_upstream_failing_is_502_with_reasons() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}", l.local_addr().unwrap())
     };
-    let secret = format!("http://user:hunter2@{}", b.url.trim_start_matches("http://"));
+    let secret = format!(
+        "http://user:hunter2@{}",
+        b.url.trim_start_matches("http://")
+    );
     let proxy = TestProxy::start_with(&[&a.url, &secret, &closed], |s| s.retry_attempts = 2).await;
     let r = proxy.get("/example.com/down/@v/list").await;
     assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
@@ -110,7 +148,10 @@ async fn every_upstream_failing_is_502_with_reasons() {
     assert!(body.contains("503"), "{body}");
     assert!(body.contains("403"), "{body}");
     assert!(body.contains("connection"), "{body}");
-    assert!(!body.contains("hunter2"), "credentials never reach clients: {body}");
+    assert!(
+        !body.contains("hunter2"),
+        "credentials never reach clients: {body}"
+    );
     assert_eq!(b.hits("/example.com/down/@v/list"), 1, "403 is not retried");
     assert_eq!(a.hits("/example.com/down/@v/list"), 2);
 }
@@ -120,7 +161,10 @@ async fn concurrent_requests_share_one_upstream_fetch() {
     let upstream = FakeUpstream::start().await;
     let m = Module::sized("example.com/herd", "v1.0.0", 1 << 20);
     upstream.add(m.clone());
-    upstream.push_faults(&m.url_path("zip"), &[Fault::Delay(Duration::from_millis(300))]);
+    upstream.push_faults(
+        &m.url_path("zip"),
+        &[Fault::Delay(Duration::from_millis(300))],
+    );
     let proxy = TestProxy::start(&[&upstream.url]).await;
     let url = format!("{}{}", proxy.url, m.url_path("zip"));
     let mut tasks = Vec::new();
@@ -136,7 +180,11 @@ async fn concurrent_requests_share_one_upstream_fetch() {
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body.as_ref(), m.zip.as_slice());
     }
-    assert_eq!(upstream.hits(&m.url_path("zip")), 1, "exactly one upstream fetch for 50 requests");
+    assert_eq!(
+        upstream.hits(&m.url_path("zip")),
+        1,
+        "exactly one upstream fetch for 50 requests"
+    );
 }
 
 #[tokio::test]
@@ -148,7 +196,9 @@ async fn followers_share_the_leaders_error() {
     let mut tasks = Vec::new();
     for _ in 0..10 {
         let url = url.clone();
-        tasks.push(tokio::spawn(async move { client().get(url).send().await.unwrap().status() }));
+        tasks.push(tokio::spawn(async move {
+            client().get(url).send().await.unwrap().status()
+        }));
     }
     for t in tasks {
         assert_eq!(t.await.unwrap(), StatusCode::NOT_FOUND);
@@ -161,16 +211,27 @@ async fn a_disconnecting_leader_cancels_nothing() {
     let upstream = FakeUpstream::start().await;
     let m = Module::sized("example.com/leader", "v1.0.0", 512 << 10);
     upstream.add(m.clone());
-    upstream.push_faults(&m.url_path("zip"), &[Fault::Delay(Duration::from_millis(400))]);
+    upstream.push_faults(
+        &m.url_path("zip"),
+        &[Fault::Delay(Duration::from_millis(400))],
+    );
     let proxy = TestProxy::start(&[&upstream.url]).await;
     let url = format!("{}{}", proxy.url, m.url_path("zip"));
     // The leader gives up long before the upstream answers.
-    let leader = client().get(&url).timeout(Duration::from_millis(100)).send().await;
+    let leader = client()
+        .get(&url)
+        .timeout(Duration::from_millis(100))
+        .send()
+        .await;
     assert!(leader.is_err(), "the leader timed out");
     let follower = client().get(&url).send().await.unwrap();
     assert_eq!(follower.status(), StatusCode::OK);
     assert_eq!(follower.bytes().await.unwrap().as_ref(), m.zip.as_slice());
-    assert_eq!(upstream.hits(&m.url_path("zip")), 1, "the follower joined the leader's fetch");
+    assert_eq!(
+        upstream.hits(&m.url_path("zip")),
+        1,
+        "the follower joined the leader's fetch"
+    );
 }
 
 #[tokio::test]
@@ -187,6 +248,9 @@ async fn slow_headers_time_out_and_count_as_transient() {
     })
     .await;
     let started = Instant::now();
-    assert_eq!(proxy.get(&m.url_path("info")).await.status(), StatusCode::OK);
+    assert_eq!(
+        proxy.get(&m.url_path("info")).await.status(),
+        StatusCode::OK
+    );
     assert!(started.elapsed() < Duration::from_secs(5));
 }

@@ -31,8 +31,12 @@ impl ArtifactKey {
         match &self.kind {
             ArtifactKind::List => format!("{m}/@v/list"),
             ArtifactKind::Latest => format!("{m}/@latest"),
-            ArtifactKind::Info(RequestedVersion::Canonical(v)) => format!("{m}/@v/{}.info", v.escaped()),
-            ArtifactKind::Info(RequestedVersion::Query(q)) => format!("{m}/@v/{}.info", q.escaped()),
+            ArtifactKind::Info(RequestedVersion::Canonical(v)) => {
+                format!("{m}/@v/{}.info", v.escaped())
+            }
+            ArtifactKind::Info(RequestedVersion::Query(q)) => {
+                format!("{m}/@v/{}.info", q.escaped())
+            }
             ArtifactKind::Mod(v) => format!("{m}/@v/{}.mod", v.escaped()),
             ArtifactKind::Zip(v) => format!("{m}/@v/{}.zip", v.escaped()),
         }
@@ -43,7 +47,9 @@ impl ArtifactKey {
     pub fn is_immutable(&self) -> bool {
         matches!(
             self.kind,
-            ArtifactKind::Info(RequestedVersion::Canonical(_)) | ArtifactKind::Mod(_) | ArtifactKind::Zip(_)
+            ArtifactKind::Info(RequestedVersion::Canonical(_))
+                | ArtifactKind::Mod(_)
+                | ArtifactKind::Zip(_)
         )
     }
 
@@ -70,10 +76,14 @@ impl ArtifactKey {
     pub fn display_name(&self) -> String {
         match &self.kind {
             ArtifactKind::List | ArtifactKind::Latest => self.module.to_string(),
-            ArtifactKind::Info(RequestedVersion::Canonical(v)) | ArtifactKind::Mod(v) | ArtifactKind::Zip(v) => {
+            ArtifactKind::Info(RequestedVersion::Canonical(v))
+            | ArtifactKind::Mod(v)
+            | ArtifactKind::Zip(v) => {
                 format!("{}@{}", self.module, v)
             }
-            ArtifactKind::Info(RequestedVersion::Query(q)) => format!("{}@{}", self.module, q.as_str()),
+            ArtifactKind::Info(RequestedVersion::Query(q)) => {
+                format!("{}@{}", self.module, q.as_str())
+            }
         }
     }
 }

@@ -18,7 +18,10 @@ pub struct ExpiringSet<K> {
 
 impl<K: Hash + Eq + Clone> ExpiringSet<K> {
     pub fn new(ttl: Duration) -> Self {
-        ExpiringSet { ttl, entries: Mutex::new(HashMap::new()) }
+        ExpiringSet {
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
     }
 
     pub fn insert(&self, key: K) {
@@ -49,7 +52,10 @@ impl<K: Hash + Eq + Clone> ExpiringSet<K> {
     }
 
     pub fn remove(&self, key: &K) {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
     }
 }
 

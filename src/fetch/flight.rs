@@ -18,7 +18,9 @@ pub struct Flights<K, T, E> {
 
 impl<K, T, E> Default for Flights<K, T, E> {
     fn default() -> Self {
-        Flights { inflight: Arc::new(Mutex::new(HashMap::new())) }
+        Flights {
+            inflight: Arc::new(Mutex::new(HashMap::new())),
+        }
     }
 }
 
@@ -37,7 +39,12 @@ where
 {
     /// Joins the fetch for `key`, starting it with `start` if none is running.
     /// `on_panic` turns a panicked fetch into an error for every waiter.
-    pub async fn run<F>(&self, key: K, start: impl FnOnce() -> F, on_panic: fn() -> E) -> (Result<T, Arc<E>>, Role)
+    pub async fn run<F>(
+        &self,
+        key: K,
+        start: impl FnOnce() -> F,
+        on_panic: fn() -> E,
+    ) -> (Result<T, Arc<E>>, Role)
     where
         F: Future<Output = Result<T, E>> + Send + 'static,
     {
@@ -56,7 +63,10 @@ where
                     };
                     // The result is already stored (or the error final) when the entry
                     // goes, so a request arriving afterwards sees it in the cache.
-                    inflight.lock().unwrap_or_else(|e| e.into_inner()).remove(&remove_key);
+                    inflight
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&remove_key);
                     result
                 }
                 .boxed()
@@ -73,7 +83,10 @@ where
 
     /// Number of fetches in flight.
     pub fn len(&self) -> usize {
-        self.inflight.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.inflight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -139,7 +152,9 @@ mod tests {
         });
         tokio::time::sleep(Duration::from_millis(10)).await;
         leader.abort();
-        let (result, role) = flights.run(1, || async { Ok(0) }, || "panic".to_owned()).await;
+        let (result, role) = flights
+            .run(1, || async { Ok(0) }, || "panic".to_owned())
+            .await;
         assert_eq!(role, Role::Follower);
         assert_eq!(result.unwrap(), 42);
     }
@@ -147,7 +162,13 @@ mod tests {
     #[tokio::test]
     async fn errors_and_panics_reach_every_waiter() {
         let flights: Flights<u8, u32, String> = Flights::default();
-        let (r, _) = flights.run(1, || async { Err("boom".to_owned()) }, || "panic".to_owned()).await;
+        let (r, _) = flights
+            .run(
+                1,
+                || async { Err("boom".to_owned()) },
+                || "panic".to_owned(),
+            )
+            .await;
         assert_eq!(r.unwrap_err().as_str(), "boom");
         let (r, _) = flights
             .run(

@@ -91,7 +91,14 @@ impl Fetcher {
     pub fn new(storage: Arc<dyn Storage>, upstreams: Upstreams, settings: Arc<Settings>) -> Self {
         let negative = ExpiringSet::new(settings.negative_ttl);
         let refresh_failed = ExpiringSet::new(REFRESH_RETRY_AFTER.min(settings.list_ttl));
-        Fetcher { storage, upstreams, settings, flights: Flights::default(), negative, refresh_failed }
+        Fetcher {
+            storage,
+            upstreams,
+            settings,
+            flights: Flights::default(),
+            negative,
+            refresh_failed,
+        }
     }
 
     pub fn storage(&self) -> &Arc<dyn Storage> {
@@ -106,28 +113,43 @@ impl Fetcher {
     /// the upstreams otherwise.
     pub async fn resolve(self: &Arc<Self>, key: &ArtifactKey) -> Result<Resolved, FetchError> {
         let skey = key.storage_key();
-        let storage_err = |source| FetchError::Storage { name: key.display_name(), source };
+        let storage_err = |source| FetchError::Storage {
+            name: key.display_name(),
+            source,
+        };
         let cached = self.storage.get(&skey).await.map_err(storage_err)?;
         let stale = match cached {
             Some(object) if key.is_immutable() || self.is_fresh(&object) => {
-                return Ok(Resolved { object, outcome: CacheOutcome::Hit });
+                return Ok(Resolved {
+                    object,
+                    outcome: CacheOutcome::Hit,
+                });
             }
             Some(object) => Some(object),
             None => None,
         };
         if self.negative.contains(key) {
-            return Err(FetchError::NegativeCached { name: key.display_name(), ttl: self.settings.negative_ttl });
+            return Err(FetchError::NegativeCached {
+                name: key.display_name(),
+                ttl: self.settings.negative_ttl,
+            });
         }
         if let Some(object) = stale {
             if self.refresh_failed.contains(key) {
-                return Ok(Resolved { object, outcome: CacheOutcome::Stale });
+                return Ok(Resolved {
+                    object,
+                    outcome: CacheOutcome::Stale,
+                });
             }
             return match self.fetch(key).await {
                 Ok(()) => self.read_back(key).await,
                 Err(err) if matches!(*err, FetchError::Upstream { .. }) => {
                     tracing::warn!(artifact = %key.display_name(), error = %err, "refresh failed; serving the cached copy");
                     self.refresh_failed.insert(key.clone());
-                    Ok(Resolved { object, outcome: CacheOutcome::Stale })
+                    Ok(Resolved {
+                        object,
+                        outcome: CacheOutcome::Stale,
+                    })
                 }
                 Err(err) => Err(unshare(err, key)),
             };
@@ -139,18 +161,26 @@ impl Fetcher {
     }
 
     fn is_fresh(&self, object: &Object) -> bool {
-        let age = SystemTime::now().duration_since(object.meta.modified).unwrap_or(Duration::ZERO);
+        let age = SystemTime::now()
+            .duration_since(object.meta.modified)
+            .unwrap_or(Duration::ZERO);
         age < self.settings.list_ttl
     }
 
     async fn read_back(&self, key: &ArtifactKey) -> Result<Resolved, FetchError> {
         match self.storage.get(&key.storage_key()).await {
-            Ok(Some(object)) => Ok(Resolved { object, outcome: CacheOutcome::Miss }),
+            Ok(Some(object)) => Ok(Resolved {
+                object,
+                outcome: CacheOutcome::Miss,
+            }),
             Ok(None) => Err(FetchError::Internal {
                 name: key.display_name(),
                 reason: "stored artifact disappeared before it could be served".to_owned(),
             }),
-            Err(source) => Err(FetchError::Storage { name: key.display_name(), source }),
+            Err(source) => Err(FetchError::Storage {
+                name: key.display_name(),
+                source,
+            }),
         }
     }
 
@@ -160,10 +190,14 @@ impl Fetcher {
         let owned = key.clone();
         let (result, role) = self
             .flights
-            .run(key.clone(), move || async move { this.fetch_and_store(&owned).await }, || FetchError::Internal {
-                name: String::new(),
-                reason: "the fetch task panicked".to_owned(),
-            })
+            .run(
+                key.clone(),
+                move || async move { this.fetch_and_store(&owned).await },
+                || FetchError::Internal {
+                    name: String::new(),
+                    reason: "the fetch task panicked".to_owned(),
+                },
+            )
             .await;
         if role == Role::Follower {
             tracing::debug!(artifact = %key.display_name(), "joined an in-flight fetch");
@@ -187,14 +221,21 @@ impl Fetcher {
                 // Metadata is a convenience: failing to write it must not fail the fetch.
                 if let Err(e) = self
                     .storage
-                    .put_bytes(&Sidecar::key_for(&path), sidecar.to_bytes(), PutMode::Overwrite)
+                    .put_bytes(
+                        &Sidecar::key_for(&path),
+                        sidecar.to_bytes(),
+                        PutMode::Overwrite,
+                    )
                     .await
                 {
                     tracing::warn!(artifact = %name, error = %e, "could not write sidecar metadata");
                 }
                 Ok(())
             }
-            Err(FetchError::Upstream { source: source @ UpstreamError::NotFound { .. }, .. }) => {
+            Err(FetchError::Upstream {
+                source: source @ UpstreamError::NotFound { .. },
+                ..
+            }) => {
                 self.negative.insert(key.clone());
                 Err(FetchError::NotFound { name, source })
             }
@@ -212,7 +253,9 @@ impl Fetcher {
         let check = |body: &[u8]| -> Result<(), String> {
             match &key.kind {
                 ArtifactKind::List => validate::list(body),
-                ArtifactKind::Latest | ArtifactKind::Info(RequestedVersion::Query(_)) => validate::info(body, None),
+                ArtifactKind::Latest | ArtifactKind::Info(RequestedVersion::Query(_)) => {
+                    validate::info(body, None)
+                }
                 ArtifactKind::Info(RequestedVersion::Canonical(v)) => validate::info(body, Some(v)),
                 ArtifactKind::Mod(_) => validate::go_mod(body, &key.module),
                 ArtifactKind::Zip(_) => Err("zips are not small".to_owned()),
@@ -226,7 +269,10 @@ impl Fetcher {
                 Ok(body)
             })
             .await
-            .map_err(|source| FetchError::Upstream { name: name.clone(), source })?;
+            .map_err(|source| FetchError::Upstream {
+                name: name.clone(),
+                source,
+            })?;
         let sidecar = Sidecar {
             fetched_at: unix_now(),
             upstream: fetched.upstream,
@@ -234,7 +280,11 @@ impl Fetcher {
             sha256: hex(&Sha256::digest(&fetched.value)),
             size: fetched.value.len() as u64,
         };
-        let mode = if key.is_immutable() { PutMode::IfAbsent } else { PutMode::Overwrite };
+        let mode = if key.is_immutable() {
+            PutMode::IfAbsent
+        } else {
+            PutMode::Overwrite
+        };
         self.storage
             .put_bytes(&key.storage_key(), fetched.value, mode)
             .await
@@ -242,10 +292,21 @@ impl Fetcher {
         Ok(sidecar)
     }
 
-    async fn fetch_zip(&self, key: &ArtifactKey, version: &gomod::Version) -> Result<Sidecar, FetchError> {
+    async fn fetch_zip(
+        &self,
+        key: &ArtifactKey,
+        version: &gomod::Version,
+    ) -> Result<Sidecar, FetchError> {
         let name = key.display_name();
-        let storage_err = |source| FetchError::Storage { name: name.clone(), source };
-        let staged = self.storage.stage(&key.storage_key()).await.map_err(storage_err)?;
+        let storage_err = |source| FetchError::Storage {
+            name: name.clone(),
+            source,
+        };
+        let staged = self
+            .storage
+            .stage(&key.storage_key())
+            .await
+            .map_err(storage_err)?;
         let staged_path = staged.path().to_owned();
         let module = key.module.clone();
         let version = version.clone();
@@ -257,43 +318,73 @@ impl Fetcher {
                 let version = version.clone();
                 async move {
                     let (size, sha256) = stream_to_file(response, &path, MAX_ZIP_FILE).await?;
-                    let check = tokio::task::spawn_blocking(move || gomod::zip::check_zip(&module, &version, &path))
-                        .await
-                        .map_err(|e| BodyError::Local(format!("zip check task failed: {e}")))?;
+                    let check = tokio::task::spawn_blocking(move || {
+                        gomod::zip::check_zip(&module, &version, &path)
+                    })
+                    .await
+                    .map_err(|e| BodyError::Local(format!("zip check task failed: {e}")))?;
                     check.map_err(|e| BodyError::Invalid(e.to_string()))?;
                     Ok((size, sha256))
                 }
             })
             .await
-            .map_err(|source| FetchError::Upstream { name: name.clone(), source })?;
+            .map_err(|source| FetchError::Upstream {
+                name: name.clone(),
+                source,
+            })?;
         let (size, sha256) = fetched.value;
-        self.storage.commit(staged, PutMode::IfAbsent).await.map_err(storage_err)?;
-        Ok(Sidecar { fetched_at: unix_now(), upstream: fetched.upstream, etag: fetched.etag, sha256, size })
+        self.storage
+            .commit(staged, PutMode::IfAbsent)
+            .await
+            .map_err(storage_err)?;
+        Ok(Sidecar {
+            fetched_at: unix_now(),
+            upstream: fetched.upstream,
+            etag: fetched.etag,
+            sha256,
+            size,
+        })
     }
 }
 
 fn unshare(err: Arc<FetchError>, key: &ArtifactKey) -> FetchError {
     let name = key.display_name();
     match &*err {
-        FetchError::NotFound { source, .. } => FetchError::NotFound { name, source: source.clone() },
+        FetchError::NotFound { source, .. } => FetchError::NotFound {
+            name,
+            source: source.clone(),
+        },
         FetchError::NegativeCached { ttl, .. } => FetchError::NegativeCached { name, ttl: *ttl },
-        FetchError::Upstream { source, .. } => FetchError::Upstream { name, source: source.clone() },
-        FetchError::Storage { source, .. } => FetchError::Internal { name, reason: format!("cache storage failed: {source}") },
-        FetchError::Internal { reason, .. } => FetchError::Internal { name, reason: reason.clone() },
+        FetchError::Upstream { source, .. } => FetchError::Upstream {
+            name,
+            source: source.clone(),
+        },
+        FetchError::Storage { source, .. } => FetchError::Internal {
+            name,
+            reason: format!("cache storage failed: {source}"),
+        },
+        FetchError::Internal { reason, .. } => FetchError::Internal {
+            name,
+            reason: reason.clone(),
+        },
     }
 }
 
 /// Reads a whole (small) body, refusing it as soon as it exceeds `limit`.
 async fn read_limited(response: reqwest::Response, limit: u64) -> Result<Bytes, BodyError> {
     if response.content_length().is_some_and(|n| n > limit) {
-        return Err(BodyError::Invalid(format!("body larger than {limit} bytes")));
+        return Err(BodyError::Invalid(format!(
+            "body larger than {limit} bytes"
+        )));
     }
     let mut buf = BytesMut::new();
     let mut stream = response.bytes_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| BodyError::Transient(crate::upstream::describe_error(&e)))?;
         if buf.len() as u64 + chunk.len() as u64 > limit {
-            return Err(BodyError::Invalid(format!("body larger than {limit} bytes")));
+            return Err(BodyError::Invalid(format!(
+                "body larger than {limit} bytes"
+            )));
         }
         buf.extend_from_slice(&chunk);
     }
@@ -302,12 +393,25 @@ async fn read_limited(response: reqwest::Response, limit: u64) -> Result<Bytes, 
 
 /// Streams a body into `path` from the start (a retry overwrites what an earlier
 /// attempt left), hashing as it goes. Memory use does not depend on the body size.
-async fn stream_to_file(response: reqwest::Response, path: &std::path::Path, limit: u64) -> Result<(u64, String), BodyError> {
+async fn stream_to_file(
+    response: reqwest::Response,
+    path: &std::path::Path,
+    limit: u64,
+) -> Result<(u64, String), BodyError> {
     if response.content_length().is_some_and(|n| n > limit) {
-        return Err(BodyError::Invalid(format!("zip larger than the {limit}-byte limit")));
+        return Err(BodyError::Invalid(format!(
+            "zip larger than the {limit}-byte limit"
+        )));
     }
-    let local = |e: std::io::Error| BodyError::Local(format!("cannot write the download to the cache: {e}"));
-    let mut file = tokio::fs::OpenOptions::new().write(true).truncate(true).open(path).await.map_err(local)?;
+    let local = |e: std::io::Error| {
+        BodyError::Local(format!("cannot write the download to the cache: {e}"))
+    };
+    let mut file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)
+        .await
+        .map_err(local)?;
     let mut hasher = Sha256::new();
     let mut written: u64 = 0;
     let mut stream = response.bytes_stream();
@@ -315,7 +419,9 @@ async fn stream_to_file(response: reqwest::Response, path: &std::path::Path, lim
         let chunk = chunk.map_err(|e| BodyError::Transient(crate::upstream::describe_error(&e)))?;
         written += chunk.len() as u64;
         if written > limit {
-            return Err(BodyError::Invalid(format!("zip larger than the {limit}-byte limit")));
+            return Err(BodyError::Invalid(format!(
+                "zip larger than the {limit}-byte limit"
+            )));
         }
         hasher.update(&chunk);
         file.write_all(&chunk).await.map_err(local)?;
@@ -325,13 +431,18 @@ async fn stream_to_file(response: reqwest::Response, path: &std::path::Path, lim
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }

@@ -12,9 +12,13 @@ pub const MAX_INFO: u64 = 1 << 20;
 pub fn list(body: &[u8]) -> Result<(), String> {
     let text = std::str::from_utf8(body).map_err(|_| "list is not UTF-8".to_owned())?;
     for line in text.lines() {
-        let Some(first) = line.split_whitespace().next() else { continue };
+        let Some(first) = line.split_whitespace().next() else {
+            continue;
+        };
         if !semver::is_valid(first) {
-            return Err(format!("list line {line:?} does not start with a valid version"));
+            return Err(format!(
+                "list line {line:?} does not start with a valid version"
+            ));
         }
     }
     Ok(())
@@ -24,11 +28,17 @@ pub fn list(body: &[u8]) -> Result<(), String> {
 /// a canonical request it must be exactly the requested version (the go command
 /// rejects anything else), and `Time`, when present, must be a string.
 pub fn info(body: &[u8], requested: Option<&Version>) -> Result<(), String> {
-    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| format!("info is not valid JSON: {e}"))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("info is not valid JSON: {e}"))?;
     let object = value.as_object().ok_or("info is not a JSON object")?;
-    let version = object.get("Version").and_then(|v| v.as_str()).ok_or("info has no string \"Version\" field")?;
+    let version = object
+        .get("Version")
+        .and_then(|v| v.as_str())
+        .ok_or("info has no string \"Version\" field")?;
     if !semver::is_valid(version) || version::canonical_version(version) != version {
-        return Err(format!("info Version {version:?} is not a canonical version"));
+        return Err(format!(
+            "info Version {version:?} is not a canonical version"
+        ));
     }
     if let Some(expected) = requested
         && version != expected.as_str()
@@ -47,7 +57,10 @@ pub fn info(body: &[u8], requested: Option<&Version>) -> Result<(), String> {
 pub fn go_mod(body: &[u8], module: &ModulePath) -> Result<(), String> {
     let declared = modfile::module_path(body).map_err(|e| e.to_string())?;
     if declared != module.as_str() {
-        return Err(format!("go.mod declares module {declared:?}, not {module:?}", module = module.as_str()));
+        return Err(format!(
+            "go.mod declares module {declared:?}, not {module:?}",
+            module = module.as_str()
+        ));
     }
     Ok(())
 }

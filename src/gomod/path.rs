@@ -296,7 +296,10 @@ pub fn unescape_path(escaped: &str) -> Result<String, GoModError> {
     let path = unescape_string(escaped).map_err(invalid)?;
     // A well-formed escape of an invalid path is a different failure from a broken
     // escape: callers answer "not found" for the first and "malformed" for the second.
-    check_module_path(&path).map_err(|reason| GoModError::InvalidPath { path: path.clone(), reason })?;
+    check_module_path(&path).map_err(|reason| GoModError::InvalidPath {
+        path: path.clone(),
+        reason,
+    })?;
     Ok(path)
 }
 

@@ -22,31 +22,48 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError { status, message: message.into(), outcome: None }
+        ApiError {
+            status,
+            message: message.into(),
+            outcome: None,
+        }
     }
 }
 
 impl From<FetchError> for ApiError {
     fn from(err: FetchError) -> Self {
         match err {
-            FetchError::NotFound { .. } => {
-                ApiError { status: StatusCode::NOT_FOUND, message: err.to_string(), outcome: Some(CacheOutcome::Miss) }
-            }
-            FetchError::NegativeCached { .. } => {
-                ApiError { status: StatusCode::NOT_FOUND, message: err.to_string(), outcome: Some(CacheOutcome::Negative) }
-            }
-            FetchError::Upstream { source: UpstreamError::NotFound { .. }, .. } => {
-                ApiError { status: StatusCode::NOT_FOUND, message: err.to_string(), outcome: Some(CacheOutcome::Miss) }
-            }
-            FetchError::Upstream { .. } => {
-                ApiError { status: StatusCode::BAD_GATEWAY, message: err.to_string(), outcome: Some(CacheOutcome::Miss) }
-            }
+            FetchError::NotFound { .. } => ApiError {
+                status: StatusCode::NOT_FOUND,
+                message: err.to_string(),
+                outcome: Some(CacheOutcome::Miss),
+            },
+            FetchError::NegativeCached { .. } => ApiError {
+                status: StatusCode::NOT_FOUND,
+                message: err.to_string(),
+                outcome: Some(CacheOutcome::Negative),
+            },
+            FetchError::Upstream {
+                source: UpstreamError::NotFound { .. },
+                ..
+            } => ApiError {
+                status: StatusCode::NOT_FOUND,
+                message: err.to_string(),
+                outcome: Some(CacheOutcome::Miss),
+            },
+            FetchError::Upstream { .. } => ApiError {
+                status: StatusCode::BAD_GATEWAY,
+                message: err.to_string(),
+                outcome: Some(CacheOutcome::Miss),
+            },
             FetchError::Storage { ref name, .. } | FetchError::Internal { ref name, .. } => {
                 // The details (which may include local error text) go to the log only.
                 tracing::error!(error = %err, "internal error");
                 ApiError {
                     status: StatusCode::INTERNAL_SERVER_ERROR,
-                    message: format!("{name}: internal error in the proxy cache (see the proxy's log)"),
+                    message: format!(
+                        "{name}: internal error in the proxy cache (see the proxy's log)"
+                    ),
                     outcome: None,
                 }
             }
@@ -61,7 +78,10 @@ impl IntoResponse for ApiError {
         let mut response = Response::new(Body::from(body));
         *response.status_mut() = self.status;
         let headers = response.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
         headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Some(outcome) = self.outcome {

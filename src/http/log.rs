@@ -28,7 +28,11 @@ pub async fn log_request(request: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(0);
-    let cache = response.headers().get(CACHE_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("-");
+    let cache = response
+        .headers()
+        .get(CACHE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
     if matches!(path.as_str(), "/health" | "/healthz" | "/readyz") {
         tracing::debug!(%client, %method, %path, status, bytes, duration_ms, cache, "request");

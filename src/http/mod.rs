@@ -38,15 +38,28 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn handle(State(state): State<AppState>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+async fn handle(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     if method != Method::GET && method != Method::HEAD {
-        let mut response = ApiError::new(StatusCode::METHOD_NOT_ALLOWED, format!("method {method} not allowed (use GET or HEAD)")).into_response();
-        response.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        let mut response = ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("method {method} not allowed (use GET or HEAD)"),
+        )
+        .into_response();
+        response
+            .headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
         return response;
     }
     let route = match route::parse(uri.path()) {
         Ok(route) => route,
-        Err(rejection) => return ApiError::new(rejection.status, rejection.message).into_response(),
+        Err(rejection) => {
+            return ApiError::new(rejection.status, rejection.message).into_response();
+        }
     };
     match route {
         Route::Health => json_ok(r#"{"status":"ok"}"#),
@@ -61,9 +74,16 @@ async fn handle(State(state): State<AppState>, method: Method, uri: Uri, headers
                 _ if key.is_immutable() => IMMUTABLE_CACHE_CONTROL.to_owned(),
                 _ => format!("public, max-age={}", state.settings.list_ttl.as_secs()),
             };
-            let opts = serve::ServeOptions { content_type: key.content_type(), cache_control, head: method == Method::HEAD };
+            let opts = serve::ServeOptions {
+                content_type: key.content_type(),
+                cache_control,
+                head: method == Method::HEAD,
+            };
             let mut response = serve::respond(resolved.object, &headers, opts).await;
-            response.headers_mut().insert(CACHE_HEADER, HeaderValue::from_static(resolved.outcome.as_str()));
+            response.headers_mut().insert(
+                CACHE_HEADER,
+                HeaderValue::from_static(resolved.outcome.as_str()),
+            );
             response
         }
     }
@@ -71,7 +91,9 @@ async fn handle(State(state): State<AppState>, method: Method, uri: Uri, headers
 
 fn json_ok(body: &'static str) -> Response {
     let mut response = body.into_response();
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 
@@ -80,7 +102,11 @@ async fn ready(state: &AppState) -> Response {
         Ok(()) => json_ok(r#"{"status":"ready"}"#),
         Err(err) => {
             tracing::error!(error = %err, "readiness check failed");
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not ready: the cache storage is not writable (see the proxy's log)").into_response()
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: the cache storage is not writable (see the proxy's log)",
+            )
+            .into_response()
         }
     }
 }

@@ -4,8 +4,8 @@
 use axum::http::StatusCode;
 
 use crate::cache::{ArtifactKey, ArtifactKind};
-use crate::gomod::version::{RequestedVersion, parse_escaped_version};
 use crate::gomod::ModulePath;
+use crate::gomod::version::{RequestedVersion, parse_escaped_version};
 
 /// Longer request paths are refused outright (module paths are far shorter).
 pub const MAX_PATH_LEN: usize = 2048;
@@ -24,13 +24,19 @@ pub struct Rejection {
 }
 
 fn reject(status: StatusCode, message: impl Into<String>) -> Rejection {
-    Rejection { status, message: message.into() }
+    Rejection {
+        status,
+        message: message.into(),
+    }
 }
 
 /// `raw_path` is the path exactly as received (still percent-encoded).
 pub fn parse(raw_path: &str) -> Result<Route, Rejection> {
     if raw_path.len() > MAX_PATH_LEN {
-        return Err(reject(StatusCode::URI_TOO_LONG, format!("request path longer than {MAX_PATH_LEN} bytes")));
+        return Err(reject(
+            StatusCode::URI_TOO_LONG,
+            format!("request path longer than {MAX_PATH_LEN} bytes"),
+        ));
     }
     let path = percent_decode(raw_path)?;
     check_shape(&path)?;
@@ -42,23 +48,40 @@ pub fn parse(raw_path: &str) -> Result<Route, Rejection> {
     let rest = &path[1..];
     if let Some(module) = rest.strip_suffix("/@latest") {
         let module = module_path(module)?;
-        return Ok(Route::Artifact(ArtifactKey::new(module, ArtifactKind::Latest)));
+        return Ok(Route::Artifact(ArtifactKey::new(
+            module,
+            ArtifactKind::Latest,
+        )));
     }
     let Some((module, file)) = rest.rsplit_once("/@v/") else {
-        return Err(reject(StatusCode::NOT_FOUND, "not a module proxy path (expected /<module>/@v/... or /<module>/@latest)"));
+        return Err(reject(
+            StatusCode::NOT_FOUND,
+            "not a module proxy path (expected /<module>/@v/... or /<module>/@latest)",
+        ));
     };
     let module = module_path(module)?;
     if file == "list" {
-        return Ok(Route::Artifact(ArtifactKey::new(module, ArtifactKind::List)));
+        return Ok(Route::Artifact(ArtifactKey::new(
+            module,
+            ArtifactKind::List,
+        )));
     }
     let Some((escaped_version, ext)) = file.rsplit_once('.') else {
-        return Err(reject(StatusCode::NOT_FOUND, format!("unknown file {file:?} (expected list, <version>.info, .mod or .zip)")));
+        return Err(reject(
+            StatusCode::NOT_FOUND,
+            format!("unknown file {file:?} (expected list, <version>.info, .mod or .zip)"),
+        ));
     };
     if !matches!(ext, "info" | "mod" | "zip") {
-        return Err(reject(StatusCode::NOT_FOUND, format!("unknown file {file:?} (expected list, <version>.info, .mod or .zip)")));
+        return Err(reject(
+            StatusCode::NOT_FOUND,
+            format!("unknown file {file:?} (expected list, <version>.info, .mod or .zip)"),
+        ));
     }
     let version = parse_escaped_version(&module, escaped_version).map_err(|e| match e {
-        crate::gomod::GoModError::VersionMismatch { .. } => reject(StatusCode::NOT_FOUND, e.to_string()),
+        crate::gomod::GoModError::VersionMismatch { .. } => {
+            reject(StatusCode::NOT_FOUND, e.to_string())
+        }
         other => reject(StatusCode::BAD_REQUEST, other.to_string()),
     })?;
     let kind = match (ext, version) {
@@ -68,7 +91,11 @@ pub fn parse(raw_path: &str) -> Result<Route, Rejection> {
         (_, RequestedVersion::Query(q)) => {
             return Err(reject(
                 StatusCode::NOT_FOUND,
-                format!("{}@{}: .{ext} is only served for canonical versions (resolve it with .info first)", module, q.as_str()),
+                format!(
+                    "{}@{}: .{ext} is only served for canonical versions (resolve it with .info first)",
+                    module,
+                    q.as_str()
+                ),
             ));
         }
         _ => unreachable!("ext was matched above"),
@@ -80,7 +107,9 @@ fn module_path(escaped: &str) -> Result<ModulePath, Rejection> {
     // A malformed escape is a broken client (400); a well-formed path that is not a
     // valid module path is simply not here, so the go command may try elsewhere (404).
     ModulePath::from_escaped(escaped).map_err(|e| match e {
-        crate::gomod::GoModError::InvalidEscapedPath { .. } => reject(StatusCode::BAD_REQUEST, e.to_string()),
+        crate::gomod::GoModError::InvalidEscapedPath { .. } => {
+            reject(StatusCode::BAD_REQUEST, e.to_string())
+        }
         other => reject(StatusCode::NOT_FOUND, other.to_string()),
     })
 }
@@ -88,7 +117,12 @@ fn module_path(escaped: &str) -> Result<ModulePath, Rejection> {
 /// Structural checks on the decoded path, before any Go rule: these are never valid
 /// in a module proxy URL and are refused as malformed.
 fn check_shape(path: &str) -> Result<(), Rejection> {
-    let bad = |what: &str| Err(reject(StatusCode::BAD_REQUEST, format!("malformed request path: {what}")));
+    let bad = |what: &str| {
+        Err(reject(
+            StatusCode::BAD_REQUEST,
+            format!("malformed request path: {what}"),
+        ))
+    };
     if !path.starts_with('/') {
         return bad("it must start with '/'");
     }
@@ -114,11 +148,18 @@ fn percent_decode(raw: &str) -> Result<String, Rejection> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok());
             let value = hex.and_then(|h| u8::from_str_radix(h, 16).ok());
             match value {
                 Some(v) => out.push(v),
-                None => return Err(reject(StatusCode::BAD_REQUEST, "malformed request path: bad percent-encoding")),
+                None => {
+                    return Err(reject(
+                        StatusCode::BAD_REQUEST,
+                        "malformed request path: bad percent-encoding",
+                    ));
+                }
             }
             i += 3;
         } else {
@@ -126,5 +167,6 @@ fn percent_decode(raw: &str) -> Result<String, Rejection> {
             i += 1;
         }
     }
-    String::from_utf8(out).map_err(|_| reject(StatusCode::BAD_REQUEST, "malformed request path: not UTF-8"))
+    String::from_utf8(out)
+        .map_err(|_| reject(StatusCode::BAD_REQUEST, "malformed request path: not UTF-8"))
 }

@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 
 use axum::body::Body;
 use axum::http::header::{
-    ACCEPT_RANGES, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH,
-    IF_RANGE, LAST_MODIFIED, RANGE,
+    ACCEPT_RANGES, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG,
+    IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, LAST_MODIFIED, RANGE,
 };
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
@@ -29,7 +29,11 @@ pub struct ServeOptions {
 /// A strong validator. Stored artifacts are never modified in place (they are
 /// replaced by rename), so size and modification time identify the bytes.
 pub fn etag(meta: &ObjectMeta) -> String {
-    let nanos = meta.modified.duration_since(SystemTime::UNIX_EPOCH).unwrap_or(Duration::ZERO).as_nanos();
+    let nanos = meta
+        .modified
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_nanos();
     format!("\"{nanos:x}-{:x}\"", meta.size)
 }
 
@@ -44,7 +48,10 @@ pub async fn respond(object: Object, request: &HeaderMap, opts: ServeOptions) ->
         .header(ACCEPT_RANGES, "bytes");
 
     if not_modified(request, &tag, meta.modified) {
-        return builder.status(StatusCode::NOT_MODIFIED).body(Body::empty()).unwrap_or_default();
+        return builder
+            .status(StatusCode::NOT_MODIFIED)
+            .body(Body::empty())
+            .unwrap_or_default();
     }
 
     builder = builder.header(CONTENT_TYPE, opts.content_type);
@@ -56,7 +63,10 @@ pub async fn respond(object: Object, request: &HeaderMap, opts: ServeOptions) ->
                 .status(StatusCode::RANGE_NOT_SATISFIABLE)
                 .header(CONTENT_RANGE, format!("bytes */{}", meta.size))
                 .header(CONTENT_TYPE, "text/plain; charset=utf-8")
-                .body(Body::from(format!("range not satisfiable: the object has {} bytes\n", meta.size)))
+                .body(Body::from(format!(
+                    "range not satisfiable: the object has {} bytes\n",
+                    meta.size
+                )))
                 .unwrap_or_default();
         }
     };
@@ -76,12 +86,20 @@ pub async fn respond(object: Object, request: &HeaderMap, opts: ServeOptions) ->
             let end = (start + len).min(bytes.len() as u64) as usize;
             Body::from(bytes.slice(start as usize..end))
         }
-        ObjectBody::File { mut file, len: available } => {
-            if start > 0 && let Err(e) = file.seek(SeekFrom::Start(start)).await {
+        ObjectBody::File {
+            mut file,
+            len: available,
+        } => {
+            if start > 0
+                && let Err(e) = file.seek(SeekFrom::Start(start)).await
+            {
                 tracing::error!(error = %e, "seek in cached file failed");
                 return internal_error();
             }
-            Body::from_stream(ReaderStream::with_capacity(file.take(len.min(available)), STREAM_CHUNK))
+            Body::from_stream(ReaderStream::with_capacity(
+                file.take(len.min(available)),
+                STREAM_CHUNK,
+            ))
         }
     };
     builder.body(body).unwrap_or_default()
@@ -90,21 +108,33 @@ pub async fn respond(object: Object, request: &HeaderMap, opts: ServeOptions) ->
 fn internal_error() -> Response {
     let mut response = Response::new(Body::from("internal error reading the cache\n"));
     *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     response
 }
 
 /// RFC 9110 §13.1.2/13.1.3: If-None-Match wins over If-Modified-Since.
 fn not_modified(request: &HeaderMap, tag: &str, modified: SystemTime) -> bool {
     if let Some(inm) = request.get(IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
-        return inm.split(',').map(str::trim).any(|t| t == "*" || t.trim_start_matches("W/") == tag);
+        return inm
+            .split(',')
+            .map(str::trim)
+            .any(|t| t == "*" || t.trim_start_matches("W/") == tag);
     }
     if let Some(ims) = request.get(IF_MODIFIED_SINCE).and_then(|v| v.to_str().ok())
         && let Ok(since) = httpdate::parse_http_date(ims)
     {
         // HTTP dates have one-second resolution.
-        let modified_secs = modified.duration_since(SystemTime::UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs();
-        let since_secs = since.duration_since(SystemTime::UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs();
+        let modified_secs = modified
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
+            .as_secs();
+        let since_secs = since
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
+            .as_secs();
         return modified_secs <= since_secs;
     }
     false
@@ -118,7 +148,12 @@ enum RangeDecision {
     Unsatisfiable,
 }
 
-fn requested_range(request: &HeaderMap, tag: &str, last_modified: &str, size: u64) -> RangeDecision {
+fn requested_range(
+    request: &HeaderMap,
+    tag: &str,
+    last_modified: &str,
+    size: u64,
+) -> RangeDecision {
     let Some(range) = request.get(RANGE).and_then(|v| v.to_str().ok()) else {
         return RangeDecision::Full;
     };
@@ -126,7 +161,11 @@ fn requested_range(request: &HeaderMap, tag: &str, last_modified: &str, size: u6
     // bytes and it must get the whole object.
     if let Some(if_range) = request.get(IF_RANGE).and_then(|v| v.to_str().ok()) {
         let if_range = if_range.trim();
-        let matches = if if_range.starts_with('"') { if_range == tag } else { if_range == last_modified };
+        let matches = if if_range.starts_with('"') {
+            if_range == tag
+        } else {
+            if_range == last_modified
+        };
         if !matches {
             return RangeDecision::Full;
         }
@@ -157,7 +196,9 @@ fn parse_range(header: &str, size: u64) -> RangeDecision {
             Some(n) => RangeDecision::Partial(size.saturating_sub(n), size - 1),
         },
         (false, _) => {
-            let Some(start) = parse(first) else { return RangeDecision::Full };
+            let Some(start) = parse(first) else {
+                return RangeDecision::Full;
+            };
             let end = if last.is_empty() {
                 size.saturating_sub(1)
             } else {
@@ -166,7 +207,11 @@ fn parse_range(header: &str, size: u64) -> RangeDecision {
                     _ => return RangeDecision::Full,
                 }
             };
-            if start >= size { RangeDecision::Unsatisfiable } else { RangeDecision::Partial(start, end) }
+            if start >= size {
+                RangeDecision::Unsatisfiable
+            } else {
+                RangeDecision::Partial(start, end)
+            }
         }
     }
 }
@@ -178,10 +223,22 @@ mod tests {
     #[test]
     fn range_forms() {
         assert_eq!(parse_range("bytes=0-9", 100), RangeDecision::Partial(0, 9));
-        assert_eq!(parse_range("bytes=90-", 100), RangeDecision::Partial(90, 99));
-        assert_eq!(parse_range("bytes=-10", 100), RangeDecision::Partial(90, 99));
-        assert_eq!(parse_range("bytes=-200", 100), RangeDecision::Partial(0, 99));
-        assert_eq!(parse_range("bytes=50-500", 100), RangeDecision::Partial(50, 99));
+        assert_eq!(
+            parse_range("bytes=90-", 100),
+            RangeDecision::Partial(90, 99)
+        );
+        assert_eq!(
+            parse_range("bytes=-10", 100),
+            RangeDecision::Partial(90, 99)
+        );
+        assert_eq!(
+            parse_range("bytes=-200", 100),
+            RangeDecision::Partial(0, 99)
+        );
+        assert_eq!(
+            parse_range("bytes=50-500", 100),
+            RangeDecision::Partial(50, 99)
+        );
         assert_eq!(parse_range("bytes=100-", 100), RangeDecision::Unsatisfiable);
         assert_eq!(parse_range("bytes=-0", 100), RangeDecision::Unsatisfiable);
         assert_eq!(parse_range("bytes=0-", 0), RangeDecision::Unsatisfiable);
@@ -196,9 +253,21 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(RANGE, HeaderValue::from_static("bytes=1-2"));
         h.insert(IF_RANGE, HeaderValue::from_static("\"abc\""));
-        assert_eq!(requested_range(&h, "\"abc\"", "date", 10), RangeDecision::Partial(1, 2));
-        assert_eq!(requested_range(&h, "\"other\"", "date", 10), RangeDecision::Full);
-        h.insert(IF_RANGE, HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
-        assert_eq!(requested_range(&h, "\"abc\"", "Wed, 21 Oct 2015 07:28:00 GMT", 10), RangeDecision::Partial(1, 2));
+        assert_eq!(
+            requested_range(&h, "\"abc\"", "date", 10),
+            RangeDecision::Partial(1, 2)
+        );
+        assert_eq!(
+            requested_range(&h, "\"other\"", "date", 10),
+            RangeDecision::Full
+        );
+        h.insert(
+            IF_RANGE,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(
+            requested_range(&h, "\"abc\"", "Wed, 21 Oct 2015 07:28:00 GMT", 10),
+            RangeDecision::Partial(1, 2)
+        );
     }
 }

@@ -24,7 +24,10 @@ pub enum BodyError {
 #[derive(Debug)]
 pub(super) enum AttemptError {
     NotFound(u16),
-    Transient { reason: String, retry_after: Option<Duration> },
+    Transient {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
     Fatal(String),
 }
 
@@ -45,7 +48,9 @@ impl fmt::Display for AttemptError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AttemptError::NotFound(status) => write!(f, "{status} not found"),
-            AttemptError::Transient { reason, .. } | AttemptError::Fatal(reason) => f.write_str(reason),
+            AttemptError::Transient { reason, .. } | AttemptError::Fatal(reason) => {
+                f.write_str(reason)
+            }
         }
     }
 }
@@ -64,28 +69,50 @@ where
     let response = match tokio::time::timeout(settings.upstream_header_timeout, send).await {
         Err(_) => {
             return Err(AttemptError::Transient {
-                reason: format!("no response headers within {:?}", settings.upstream_header_timeout),
+                reason: format!(
+                    "no response headers within {:?}",
+                    settings.upstream_header_timeout
+                ),
                 retry_after: None,
             });
         }
-        Ok(Err(e)) => return Err(AttemptError::Transient { reason: describe_reqwest_error(&e), retry_after: None }),
+        Ok(Err(e)) => {
+            return Err(AttemptError::Transient {
+                reason: describe_reqwest_error(&e),
+                retry_after: None,
+            });
+        }
         Ok(Ok(r)) => r,
     };
     let status = response.status();
     match status {
         StatusCode::OK => {}
-        StatusCode::NOT_FOUND | StatusCode::GONE => return Err(AttemptError::NotFound(status.as_u16())),
+        StatusCode::NOT_FOUND | StatusCode::GONE => {
+            return Err(AttemptError::NotFound(status.as_u16()));
+        }
         s if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS => {
             let retry_after = parse_retry_after(response.headers().get(RETRY_AFTER));
-            return Err(AttemptError::Transient { reason: format!("status {s}"), retry_after });
+            return Err(AttemptError::Transient {
+                reason: format!("status {s}"),
+                retry_after,
+            });
         }
         s => return Err(AttemptError::Fatal(format!("unexpected status {s}"))),
     }
-    let etag = response.headers().get(ETAG).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let etag = response
+        .headers()
+        .get(ETAG)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     match consume(response).await {
         Ok(value) => Ok((value, etag)),
-        Err(BodyError::Transient(reason)) => Err(AttemptError::Transient { reason, retry_after: None }),
-        Err(BodyError::Invalid(reason)) => Err(AttemptError::Fatal(format!("invalid response: {reason}"))),
+        Err(BodyError::Transient(reason)) => Err(AttemptError::Transient {
+            reason,
+            retry_after: None,
+        }),
+        Err(BodyError::Invalid(reason)) => {
+            Err(AttemptError::Fatal(format!("invalid response: {reason}")))
+        }
         Err(BodyError::Local(reason)) => Err(AttemptError::Fatal(reason)),
     }
 }
@@ -123,7 +150,10 @@ fn parse_retry_after(value: Option<&reqwest::header::HeaderValue>) -> Option<Dur
         return Some(Duration::from_secs(secs));
     }
     let when = httpdate::parse_http_date(text).ok()?;
-    Some(when.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+    Some(
+        when.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 #[cfg(test)]
@@ -133,11 +163,20 @@ mod tests {
 
     #[test]
     fn retry_after_forms() {
-        assert_eq!(parse_retry_after(Some(&HeaderValue::from_static("3"))), Some(Duration::from_secs(3)));
-        assert_eq!(parse_retry_after(Some(&HeaderValue::from_static("soon"))), None);
+        assert_eq!(
+            parse_retry_after(Some(&HeaderValue::from_static("3"))),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(
+            parse_retry_after(Some(&HeaderValue::from_static("soon"))),
+            None
+        );
         assert_eq!(parse_retry_after(None), None);
         let past = httpdate::fmt_http_date(SystemTime::now() - Duration::from_secs(60));
-        assert_eq!(parse_retry_after(Some(&HeaderValue::from_str(&past).unwrap())), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after(Some(&HeaderValue::from_str(&past).unwrap())),
+            Some(Duration::ZERO)
+        );
         let future = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(120));
         let got = parse_retry_after(Some(&HeaderValue::from_str(&future).unwrap())).unwrap();
         assert!(got > Duration::from_secs(100) && got <= Duration::from_secs(120));

@@ -9,7 +9,10 @@ pub fn build_client(settings: &Settings) -> Result<reqwest::Client, UpstreamErro
     // silently drop transport security for module content.
     let redirect = reqwest::redirect::Policy::custom(|attempt| {
         let downgrade = attempt.url().scheme() == "http"
-            && attempt.previous().last().is_some_and(|prev| prev.scheme() == "https");
+            && attempt
+                .previous()
+                .last()
+                .is_some_and(|prev| prev.scheme() == "https");
         if downgrade {
             attempt.error("refusing redirect from https to http")
         } else if attempt.previous().len() >= 10 {

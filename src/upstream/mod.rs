@@ -68,8 +68,17 @@ pub struct Upstreams {
 impl Upstreams {
     pub fn new(settings: Arc<Settings>) -> Result<Self, UpstreamError> {
         let client = build_client(&settings)?;
-        let bases = settings.upstreams.iter().cloned().map(UpstreamBase::new).collect();
-        Ok(Upstreams { client, bases, settings })
+        let bases = settings
+            .upstreams
+            .iter()
+            .cloned()
+            .map(UpstreamBase::new)
+            .collect();
+        Ok(Upstreams {
+            client,
+            bases,
+            settings,
+        })
     }
 
     pub fn bases(&self) -> &[UpstreamBase] {
@@ -85,7 +94,11 @@ impl Upstreams {
     /// upstream is tried; a body that fails validation or any other status moves on
     /// without retrying. The final error is `NotFound` if any upstream said so,
     /// `Unavailable` otherwise.
-    pub async fn fetch<T, F, Fut>(&self, path: &str, consume: F) -> Result<Fetched<T>, UpstreamError>
+    pub async fn fetch<T, F, Fut>(
+        &self,
+        path: &str,
+        consume: F,
+    ) -> Result<Fetched<T>, UpstreamError>
     where
         F: Fn(reqwest::Response) -> Fut,
         Fut: Future<Output = Result<T, BodyError>>,
@@ -94,10 +107,16 @@ impl Upstreams {
         let mut not_found = false;
         for base in &self.bases {
             let url = base.join(path);
-            let attempt = || async { attempt::run(&self.client, &self.settings, &url, &consume).await };
+            let attempt =
+                || async { attempt::run(&self.client, &self.settings, &url, &consume).await };
             let backoff = ExponentialBuilder::default()
                 .with_min_delay(self.settings.retry_backoff)
-                .with_max_delay(self.settings.retry_backoff.saturating_mul(32).max(Duration::from_secs(1)))
+                .with_max_delay(
+                    self.settings
+                        .retry_backoff
+                        .saturating_mul(32)
+                        .max(Duration::from_secs(1)),
+                )
                 .with_max_times(self.settings.retry_attempts.saturating_sub(1) as usize)
                 .with_jitter();
             let result = attempt
@@ -115,16 +134,26 @@ impl Upstreams {
                 .await;
             match result {
                 Ok((value, etag)) => {
-                    return Ok(Fetched { value, upstream: base.display.clone(), etag });
+                    return Ok(Fetched {
+                        value,
+                        upstream: base.display.clone(),
+                        etag,
+                    });
                 }
                 Err(AttemptError::NotFound(status)) => {
                     tracing::debug!(upstream = %base.display, path, status, "not found upstream");
                     not_found = true;
-                    failures.push(UpstreamFailure { upstream: base.display.clone(), reason: format!("{status} not found") });
+                    failures.push(UpstreamFailure {
+                        upstream: base.display.clone(),
+                        reason: format!("{status} not found"),
+                    });
                 }
                 Err(err) => {
                     tracing::warn!(upstream = %base.display, path, error = %err, "upstream failed");
-                    failures.push(UpstreamFailure { upstream: base.display.clone(), reason: err.to_string() });
+                    failures.push(UpstreamFailure {
+                        upstream: base.display.clone(),
+                        reason: err.to_string(),
+                    });
                 }
             }
         }

@@ -52,22 +52,33 @@ pub struct FakeUpstream {
 impl FakeUpstream {
     pub async fn start() -> FakeUpstream {
         let inner = Arc::new(Mutex::new(Inner::default()));
-        let app = axum::Router::new().fallback(serve).with_state(Arc::clone(&inner));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind fake upstream");
+        let app = axum::Router::new()
+            .fallback(serve)
+            .with_state(Arc::clone(&inner));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind fake upstream");
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        FakeUpstream { url: format!("http://{addr}"), inner }
+        FakeUpstream {
+            url: format!("http://{addr}"),
+            inner,
+        }
     }
 
     pub fn add(&self, module: Module) -> &Self {
-        self.lock().modules.insert((module.path.clone(), module.version.clone()), module);
+        self.lock()
+            .modules
+            .insert((module.path.clone(), module.version.clone()), module);
         self
     }
 
     pub fn remove(&self, path: &str, version: &str) {
-        self.lock().modules.remove(&(path.to_owned(), version.to_owned()));
+        self.lock()
+            .modules
+            .remove(&(path.to_owned(), version.to_owned()));
     }
 
     /// Requests seen for exactly this path (e.g. `/rsc.io/quote/@v/list`).
@@ -91,7 +102,11 @@ impl FakeUpstream {
 
     /// Faults applied to the next requests for `path`, one per request, in order.
     pub fn push_faults(&self, path: &str, faults: &[Fault]) {
-        self.lock().faults.entry(path.to_owned()).or_default().extend(faults.iter().cloned());
+        self.lock()
+            .faults
+            .entry(path.to_owned())
+            .or_default()
+            .extend(faults.iter().cloned());
     }
 
     /// A fault applied to every request until cleared with `None`.
@@ -131,7 +146,8 @@ async fn serve(State(inner): State<Arc<Mutex<Inner>>>, uri: Uri, _headers: Heade
         Some(Fault::Status(code)) => text(code, format!("injected status {code}\n")),
         Some(Fault::RetryAfter(code, secs)) => {
             let mut r = text(code, "slow down\n".to_owned());
-            r.headers_mut().insert("retry-after", secs.to_string().parse().expect("header"));
+            r.headers_mut()
+                .insert("retry-after", secs.to_string().parse().expect("header"));
             r
         }
         Some(Fault::Delay(d)) => {
@@ -168,14 +184,20 @@ impl Answer {
 }
 
 fn modules_of<'a>(st: &'a Inner, escaped: &'a str) -> impl Iterator<Item = &'a Module> + 'a {
-    st.modules.values().filter(move |m| escape(&m.path) == escaped)
+    st.modules
+        .values()
+        .filter(move |m| escape(&m.path) == escaped)
 }
 
 fn lookup(st: &Inner, path: &str) -> Answer {
     let rest = path.trim_start_matches('/');
     if let Some(module) = rest.strip_suffix("/@latest") {
         let mut versions: Vec<&Module> = modules_of(st, module).collect();
-        versions.sort_by(|a, b| rank(a).cmp(&rank(b)).then(semver::compare(&a.version, &b.version)));
+        versions.sort_by(|a, b| {
+            rank(a)
+                .cmp(&rank(b))
+                .then(semver::compare(&a.version, &b.version))
+        });
         return match versions.last() {
             Some(m) => Answer::Found(m.info.clone()),
             None => Answer::NotFound(format!("not found: {module}@latest\n")),
@@ -185,9 +207,14 @@ fn lookup(st: &Inner, path: &str) -> Answer {
         return Answer::NotFound("not found\n".to_owned());
     };
     if file == "list" {
-        let mut versions: Vec<String> =
-            modules_of(st, module).filter(|m| !version::is_pseudo_version(&m.version)).map(|m| m.version.clone()).collect();
-        if versions.is_empty() && modules_of(st, module).next().is_none() && !st.empty_lists.iter().any(|p| p == module) {
+        let mut versions: Vec<String> = modules_of(st, module)
+            .filter(|m| !version::is_pseudo_version(&m.version))
+            .map(|m| m.version.clone())
+            .collect();
+        if versions.is_empty()
+            && modules_of(st, module).next().is_none()
+            && !st.empty_lists.iter().any(|p| p == module)
+        {
             return Answer::NotFound(format!("not found: {module}\n"));
         }
         versions.sort_by(|a, b| semver::compare(a, b));
@@ -228,7 +255,10 @@ fn ok(body: Vec<u8>) -> Response {
 fn text(code: u16, body: String) -> Response {
     let mut r = Response::new(Body::from(body));
     *r.status_mut() = StatusCode::from_u16(code).expect("status");
-    r.headers_mut().insert("content-type", "text/plain; charset=utf-8".parse().expect("header"));
+    r.headers_mut().insert(
+        "content-type",
+        "text/plain; charset=utf-8".parse().expect("header"),
+    );
     r
 }
 
@@ -237,23 +267,31 @@ fn truncated(body: Vec<u8>) -> Response {
     let half = Bytes::from(body[..full / 2].to_vec());
     let stream = futures_util::stream::iter(vec![
         Ok::<Bytes, std::io::Error>(half),
-        Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected truncation")),
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "injected truncation",
+        )),
     ]);
     let mut r = Response::new(Body::from_stream(stream));
-    r.headers_mut().insert("content-length", full.to_string().parse().expect("header"));
+    r.headers_mut()
+        .insert("content-length", full.to_string().parse().expect("header"));
     r
 }
 
 fn slow(body: Vec<u8>, step: usize) -> Response {
     let full = body.len();
-    let chunks: Vec<Bytes> = body.chunks(step.max(1)).map(Bytes::copy_from_slice).collect();
+    let chunks: Vec<Bytes> = body
+        .chunks(step.max(1))
+        .map(Bytes::copy_from_slice)
+        .collect();
     let stream = futures_util::stream::unfold(chunks.into_iter(), |mut it| async move {
         let next = it.next()?;
         tokio::time::sleep(Duration::from_millis(10)).await;
         Some((Ok::<Bytes, std::io::Error>(next), it))
     });
     let mut r = Response::new(Body::from_stream(stream));
-    r.headers_mut().insert("content-length", full.to_string().parse().expect("header"));
+    r.headers_mut()
+        .insert("content-length", full.to_string().parse().expect("header"));
     r
 }
 

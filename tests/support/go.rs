@@ -9,7 +9,11 @@ use tempfile::TempDir;
 /// The `go` binary; the tests that need it fail (never skip) when it is missing.
 pub fn go_binary() -> PathBuf {
     let candidates = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).map(|d| d.join("go")).collect::<Vec<_>>())
+        .map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("go"))
+                .collect::<Vec<_>>()
+        })
         .unwrap_or_default();
     candidates
         .into_iter()
@@ -28,7 +32,10 @@ pub struct GoEnv {
 
 impl GoEnv {
     pub fn new(proxy: &str) -> GoEnv {
-        GoEnv { root: tempfile::tempdir().expect("go temp root"), proxy: proxy.to_owned() }
+        GoEnv {
+            root: tempfile::tempdir().expect("go temp root"),
+            proxy: proxy.to_owned(),
+        }
     }
 
     pub fn modcache(&self) -> PathBuf {
@@ -84,4 +91,3 @@ impl GoEnv {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }
-

@@ -16,7 +16,7 @@ use goproxy::config::Settings;
 use goproxy::server::Server;
 use tempfile::TempDir;
 
-pub use fake_upstream::{Fault, FakeUpstream};
+pub use fake_upstream::{FakeUpstream, Fault};
 pub use module::Module;
 
 /// A proxy running in this process with its own temporary cache directory.
@@ -33,7 +33,10 @@ pub fn test_settings(cache: &std::path::Path, upstreams: &[&str]) -> Settings {
     Settings {
         listen: "127.0.0.1:0".to_owned(),
         cache_dir: cache.to_owned(),
-        upstreams: upstreams.iter().map(|u| url::Url::parse(u).expect("upstream URL")).collect(),
+        upstreams: upstreams
+            .iter()
+            .map(|u| url::Url::parse(u).expect("upstream URL"))
+            .collect(),
         retry_attempts: 3,
         retry_backoff: Duration::from_millis(10),
         upstream_connect_timeout: Duration::from_secs(2),
@@ -54,13 +57,25 @@ impl TestProxy {
         let mut settings = test_settings(cache.path(), upstreams);
         tweak(&mut settings);
         let settings = Arc::new(settings);
-        let server = goproxy::server::start(Arc::clone(&settings)).await.expect("proxy starts");
+        let server = goproxy::server::start(Arc::clone(&settings))
+            .await
+            .expect("proxy starts");
         let addr = server.local_addr();
-        TestProxy { url: format!("http://{addr}"), addr, cache, settings, server: Some(server) }
+        TestProxy {
+            url: format!("http://{addr}"),
+            addr,
+            cache,
+            settings,
+            server: Some(server),
+        }
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        client().get(format!("{}{}", self.url, path)).send().await.expect("request to proxy")
+        client()
+            .get(format!("{}{}", self.url, path))
+            .send()
+            .await
+            .expect("request to proxy")
     }
 
     pub async fn stop(mut self) {
@@ -79,7 +94,9 @@ impl TestProxy {
 }
 
 fn walk(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<String>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
@@ -92,7 +109,10 @@ fn walk(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<String>) {
 
 /// A plain HTTP client without connection reuse surprises.
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().expect("client")
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client")
 }
 
 /// A response read by `raw_get`.
@@ -122,6 +142,14 @@ pub async fn raw_get(addr: SocketAddr, target: &str) -> RawResponse {
     stream.read_to_end(&mut raw).await.expect("read");
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    RawResponse { status, head: head.to_owned(), body: body.to_owned() }
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    RawResponse {
+        status,
+        head: head.to_owned(),
+        body: body.to_owned(),
+    }
 }

@@ -20,15 +20,29 @@ impl Module {
     /// A module with a go.mod and one Go file.
     pub fn simple(path: &str, version: &str) -> Module {
         let go_mod = format!("module {path}\n\ngo 1.21\n");
-        let pkg = path.rsplit('/').next().unwrap_or("m").replace(['.', '-'], "_");
-        let src = format!("package {pkg}\n\n// Version is the version of this module.\nconst Version = \"{version}\"\n");
+        let pkg = path
+            .rsplit('/')
+            .next()
+            .unwrap_or("m")
+            .replace(['.', '-'], "_");
+        let src = format!(
+            "package {pkg}\n\n// Version is the version of this module.\nconst Version = \"{version}\"\n"
+        );
         Module::with_files(path, version, Some(&go_mod), &[("lib.go", src.as_bytes())])
     }
 
     /// A module with the given files; `go_mod` None synthesizes `module <path>` as
     /// proxies do for modules without a go.mod (and leaves it out of the zip).
-    pub fn with_files(path: &str, version: &str, go_mod: Option<&str>, files: &[(&str, &[u8])]) -> Module {
-        let mut all: Vec<(String, Vec<u8>)> = files.iter().map(|(n, c)| (n.to_string(), c.to_vec())).collect();
+    pub fn with_files(
+        path: &str,
+        version: &str,
+        go_mod: Option<&str>,
+        files: &[(&str, &[u8])],
+    ) -> Module {
+        let mut all: Vec<(String, Vec<u8>)> = files
+            .iter()
+            .map(|(n, c)| (n.to_string(), c.to_vec()))
+            .collect();
         let mod_bytes = match go_mod {
             Some(text) => {
                 all.insert(0, ("go.mod".to_owned(), text.as_bytes().to_vec()));
@@ -39,7 +53,15 @@ impl Module {
         let time = "2024-01-02T03:04:05Z".to_owned();
         let info = format!("{{\"Version\":\"{version}\",\"Time\":\"{time}\"}}").into_bytes();
         let zip = build_zip(&format!("{path}@{version}/"), &all);
-        Module { path: path.to_owned(), version: version.to_owned(), time, info, go_mod: mod_bytes, zip, files: all }
+        Module {
+            path: path.to_owned(),
+            version: version.to_owned(),
+            time,
+            info,
+            go_mod: mod_bytes,
+            zip,
+            files: all,
+        }
     }
 
     /// A module whose zip holds `size` bytes of incompressible data (for large-zip tests).
@@ -60,8 +82,11 @@ impl Module {
     pub fn zip_hash(&self) -> String {
         use sha2::{Digest, Sha256};
         let prefix = format!("{}@{}/", self.path, self.version);
-        let files: Vec<(String, [u8; 32])> =
-            self.files.iter().map(|(n, c)| (format!("{prefix}{n}"), Sha256::digest(c).into())).collect();
+        let files: Vec<(String, [u8; 32])> = self
+            .files
+            .iter()
+            .map(|(n, c)| (format!("{prefix}{n}"), Sha256::digest(c).into()))
+            .collect();
         dirhash::hash1(&files).expect("hash")
     }
 
@@ -80,7 +105,11 @@ impl Module {
 
     /// `/<escaped path>/@v/<escaped version>.<ext>`
     pub fn url_path(&self, ext: &str) -> String {
-        format!("/{}/@v/{}.{ext}", self.escaped_path(), self.escaped_version())
+        format!(
+            "/{}/@v/{}.{ext}",
+            self.escaped_path(),
+            self.escaped_version()
+        )
     }
 }
 
@@ -100,9 +129,12 @@ pub fn escape(s: &str) -> String {
 /// A module zip with `prefix` prepended to every file name, deflated like the go command's.
 pub fn build_zip(prefix: &str, files: &[(String, Vec<u8>)]) -> Vec<u8> {
     let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
     for (name, content) in files {
-        writer.start_file(format!("{prefix}{name}"), options).expect("zip entry");
+        writer
+            .start_file(format!("{prefix}{name}"), options)
+            .expect("zip entry");
         writer.write_all(content).expect("zip write");
     }
     writer.finish().expect("zip finish").into_inner()

@@ -47,7 +47,11 @@ impl ProxyProcess {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(i) = line.find("GOPROXY=") {
-                    let url = line[i + "GOPROXY=".len()..].split_whitespace().next().unwrap_or("").to_owned();
+                    let url = line[i + "GOPROXY=".len()..]
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("")
+                        .to_owned();
                     let _ = tx.send(url);
                 }
                 sink.lock().unwrap_or_else(|e| e.into_inner()).push(line);
@@ -61,16 +65,27 @@ impl ProxyProcess {
                 panic!("goproxy did not start within 20s; stderr:\n{logs}");
             }
         };
-        ProxyProcess { child, url, stderr: lines }
+        ProxyProcess {
+            child,
+            url,
+            stderr: lines,
+        }
     }
 
     pub fn logs(&self) -> String {
-        self.stderr.lock().unwrap_or_else(|e| e.into_inner()).join("\n")
+        self.stderr
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .join("\n")
     }
 
     /// Sends a signal (e.g. "TERM", "INT", "KILL") to the process.
     pub fn signal(&self, sig: &str) {
-        let status = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status().expect("kill");
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
         assert!(status.success(), "kill -{sig} failed");
     }
 
