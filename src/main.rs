@@ -1,3 +1,12 @@
-fn main() -> anyhow::Result<()> {
-    goproxy::cli::main()
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    match goproxy::cli::main() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // `{:#}` prints the whole cause chain on one line, without a backtrace.
+            eprintln!("goproxy: {err:#}");
+            ExitCode::from(2)
+        }
+    }
 }
