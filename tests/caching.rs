@@ -215,3 +215,32 @@ async fn invalid_content_is_refused_and_not_cached() {
         assert_eq!(r.status(), StatusCode::OK, "{ext}");
     }
 }
+
+#[tokio::test]
+async fn the_in_memory_backend_behaves_like_the_disk() {
+    let upstream = FakeUpstream::start().await;
+    let m = Module::simple("example.com/mem", "v1.0.0");
+    upstream.add(m.clone());
+    let proxy = TestProxy::start_in_memory(&[&upstream.url]).await;
+    for ext in ["info", "mod", "zip"] {
+        assert_eq!(proxy.get(&m.url_path(ext)).await.headers()["x-goproxy-cache"], "miss");
+        let hit = proxy.get(&m.url_path(ext)).await;
+        assert_eq!(hit.headers()["x-goproxy-cache"], "hit");
+        let body = hit.bytes().await.unwrap();
+        let want = match ext {
+            "info" => &m.info,
+            "mod" => &m.go_mod,
+            _ => &m.zip,
+        };
+        assert_eq!(body.as_ref(), want.as_slice(), "{ext}");
+    }
+    let part = support::client()
+        .get(format!("{}{}", proxy.url, m.url_path("zip")))
+        .header("range", "bytes=4-9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(part.bytes().await.unwrap().as_ref(), &m.zip[4..10]);
+    assert!(proxy.cache_files().is_empty(), "nothing was written to disk");
+}
