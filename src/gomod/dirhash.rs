@@ -20,7 +20,9 @@ pub fn hash1(files: &[(String, [u8; 32])]) -> Result<String, GoModError> {
             reason: "file names with newlines are not supported".into(),
         });
     }
-    Ok(summary_hash(sorted.into_iter().map(|(n, d)| (n.as_str(), d))))
+    Ok(summary_hash(
+        sorted.into_iter().map(|(n, d)| (n.as_str(), d)),
+    ))
 }
 
 /// The `h1:` of summary lines already in order, with names free of newlines.

@@ -28,8 +28,7 @@ pub fn module_path(gomod: &[u8]) -> Result<String, GoModError> {
             return Err(invalid(format!("line {line}: usage: module module/path")));
         };
         let path = parse_string(arg).map_err(|e| invalid(format!("line {line}: {e}")))?;
-        super::path::check_import_path(&path)
-            .map_err(|e| invalid(format!("line {line}: {e}")))?;
+        super::path::check_import_path(&path).map_err(|e| invalid(format!("line {line}: {e}")))?;
         found = Some(path);
     }
     found.ok_or_else(|| invalid("no module directive".into()))
@@ -258,7 +257,11 @@ enum Block {
 
 /// Reads the words of one line starting at `i`; returns them, the index after the
 /// line's end, and whether the line opens a block (only possible at top level).
-fn read_line<'a>(tokens: &[Token<'a>], mut i: usize, top_level: bool) -> (Vec<&'a str>, usize, Block) {
+fn read_line<'a>(
+    tokens: &[Token<'a>],
+    mut i: usize,
+    top_level: bool,
+) -> (Vec<&'a str>, usize, Block) {
     let kind_at = |j: usize| tokens.get(j).map_or(Kind::Eol, |t| t.kind);
     let mut words = Vec::new();
     while let Some(tok) = tokens.get(i) {

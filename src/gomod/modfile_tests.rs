@@ -33,7 +33,10 @@ fn quoted_module_line() {
 
 #[test]
 fn bare_module_line_with_comments() {
-    assert_eq!(path_of("module example.com/m // comment\n"), "example.com/m");
+    assert_eq!(
+        path_of("module example.com/m // comment\n"),
+        "example.com/m"
+    );
     assert_eq!(path_of("module example.com/m//comment"), "example.com/m");
     assert_eq!(
         path_of("// leading comment\n\n  module\texample.com/m\r\n\ngo 1.21 // x\n"),
@@ -129,10 +132,19 @@ fn syntax_errors_anywhere_fail_the_file() {
     assert_invalid(b"\xef\xbb\xbfmodule a.b/c\n", "unexpected input character");
     assert_invalid(b"module a.b/c\n/* x */\n", "not /* */ comments");
     assert_invalid(b"module a.b/c/*x*/\n", "not /* */ comments");
-    assert_invalid(b"module a.b/c\nrequire (\n\tx.y/z v1.0.0\n", "unterminated block");
-    assert_invalid(b"module (\n\ta.b/c\n) x\n", "expected newline after closing paren");
+    assert_invalid(
+        b"module a.b/c\nrequire (\n\tx.y/z v1.0.0\n",
+        "unterminated block",
+    );
+    assert_invalid(
+        b"module (\n\ta.b/c\n) x\n",
+        "expected newline after closing paren",
+    );
     assert_invalid(b"module a.b/c\ngo 1.21\x01\n", "unexpected input character");
-    assert_invalid(b"module a.b/c\nrequire x.y/z \"v1\n", "unexpected newline in string");
+    assert_invalid(
+        b"module a.b/c\nrequire x.y/z \"v1\n",
+        "unexpected newline in string",
+    );
 }
 
 #[test]

@@ -68,7 +68,9 @@ fn check_names_and_sizes(
         let full = entry_name(entry.name_raw())?;
         let invalid = |reason: &dyn std::fmt::Display| bad(format!("{full}: {reason}"));
         let Some(rest) = full.strip_prefix(prefix) else {
-            return Err(invalid(&format_args!("path does not have prefix {prefix:?}")));
+            return Err(invalid(&format_args!(
+                "path does not have prefix {prefix:?}"
+            )));
         };
         let size = entry.size();
         let (name, is_dir) = match rest.strip_suffix('/') {

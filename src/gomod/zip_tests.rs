@@ -1,9 +1,7 @@
 //! Cases ported from golang.org/x/mod `zip/testdata/{check_zip,unzip}` and
 //! `zip_test.go` (size limits), plus malformed archives Go's reader refuses.
 
-use super::testutil::{
-    PREFIX, Raw, raw_zip, temp_file, unicode_path_extra, write_zip, zip_bytes,
-};
+use super::testutil::{PREFIX, Raw, raw_zip, temp_file, unicode_path_extra, write_zip, zip_bytes};
 use super::*;
 
 fn check(entries: &[(&str, &[u8])]) -> Result<ZipSummary, GoModError> {
@@ -24,7 +22,10 @@ fn check_bytes(bytes: &[u8]) -> Result<ZipSummary, GoModError> {
 fn assert_invalid(result: Result<ZipSummary, GoModError>, want: &str) {
     match result {
         Err(GoModError::InvalidZip(reason)) => {
-            assert!(reason.contains(want), "got {reason:?}, want it to contain {want:?}")
+            assert!(
+                reason.contains(want),
+                "got {reason:?}, want it to contain {want:?}"
+            )
         }
         other => panic!("got {other:?}, want InvalidZip containing {want:?}"),
     }
@@ -123,7 +124,10 @@ fn unzip_error_cases() {
     assert_invalid(
         check(&[
             ("example.com/m@v1.0.0/go.mod", V5_GO_MOD),
-            ("example.com/m@v1.0.0/sub/go.mod", b"module example.com/m/sub\n"),
+            (
+                "example.com/m@v1.0.0/sub/go.mod",
+                b"module example.com/m/sub\n",
+            ),
         ]),
         "example.com/m@v1.0.0/sub/go.mod: go.mod file not in module root directory",
     );
@@ -271,10 +275,7 @@ fn size_limits_on_declared_sizes() {
         let file = temp_file(&raw_zip(entries));
         let archive = open_archive(file.path()).expect("readable");
         check_names_and_sizes(&archive, PREFIX).expect("within limits");
-        assert_invalid(
-            check_zip_with_prefix(PREFIX, file.path()),
-            "declared size",
-        );
+        assert_invalid(check_zip_with_prefix(PREFIX, file.path()), "declared size");
     }
     let too_large: &[(&[Raw], &str)] = &[
         (
@@ -324,7 +325,10 @@ fn zip_file_size_limit() {
     );
     file.as_file().set_len(MAX_ZIP_FILE).expect("shrink");
     let result = check_zip_with_prefix(PREFIX, file.path());
-    assert!(matches!(result, Err(GoModError::InvalidZip(_))), "{result:?}");
+    assert!(
+        matches!(result, Err(GoModError::InvalidZip(_))),
+        "{result:?}"
+    );
 }
 
 #[test]
