@@ -103,6 +103,12 @@ pub fn check_file_path(path: &str) -> Result<(), GoModError> {
     })
 }
 
+/// `checkElem(elem, filePath)`: what a version string must satisfy to be used as a
+/// single file name in URLs and the cache.
+pub(super) fn check_file_elem(elem: &str) -> Result<(), String> {
+    check_elem(elem, PathKind::File)
+}
+
 fn check_general_path(path: &str, kind: PathKind) -> Result<(), String> {
     if path.is_empty() {
         return Err("empty string".into());
