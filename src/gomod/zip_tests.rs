@@ -428,3 +428,42 @@ fn truncated_or_corrupted_zips_fail_cleanly() {
         }
     }
 }
+
+#[test]
+fn public_check_zip_uses_unescaped_path_and_version() {
+    let check_for = |path: &str, version: &str, entries: &[(&str, &[u8])]| {
+        let path = ModulePath::parse(path).expect("module path");
+        let version = Version::parse_for(&path, version).expect("version");
+        let file = write_zip(entries);
+        check_zip(&path, &version, file.path())
+    };
+    let azure = "github.com/Azure/go@v36.0.0+incompatible/README.md";
+    check_for(
+        "github.com/Azure/go",
+        "v36.0.0+incompatible",
+        &[(azure, b"hi\n")],
+    )
+    .expect("unescaped capitals and +incompatible in the prefix");
+    check_for(
+        "gopkg.in/yaml.v2",
+        "v2.4.0",
+        &[("gopkg.in/yaml.v2@v2.4.0/yaml.go", b"package yaml\n")],
+    )
+    .expect("gopkg.in path");
+    assert_invalid(
+        check_for(
+            "example.com/m",
+            "v1.0.1",
+            &[("example.com/m@v1.0.0/m.go", b"package m\n")],
+        ),
+        "path does not have prefix \"example.com/m@v1.0.1/\"",
+    );
+    assert_invalid(
+        check_for(
+            "github.com/Azure/go",
+            "v36.0.0+incompatible",
+            &[("github.com/!azure/go@v36.0.0+incompatible/README.md", b"")],
+        ),
+        "path does not have prefix",
+    );
+}
