@@ -6,8 +6,15 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub fn binary() -> &'static str {
-    env!("CARGO_BIN_EXE_goproxy")
+/// The binary under test: cargo's `goproxy` for this package, or `GOPROXY_TEST_BIN`
+/// when set. Several worktrees sharing one `CARGO_TARGET_DIR` all uplift their
+/// build to the same `debug/goproxy`, so that file is whichever tree built last;
+/// point `GOPROXY_TEST_BIN` at this tree's `deps/goproxy-<hash>` to be sure.
+pub fn binary() -> String {
+    std::env::var("GOPROXY_TEST_BIN")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_goproxy").to_owned())
 }
 
 /// A `goproxy` command with an empty environment (only PATH kept), run in `dir`.
@@ -46,15 +53,19 @@ impl ProxyProcess {
         let sink = Arc::clone(&lines);
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(i) = line.find("GOPROXY=") {
-                    let url = line[i + "GOPROXY=".len()..]
-                        .split_whitespace()
+                // The URL ends at whitespace, a JSON quote or a colour code.
+                let url = line.find("GOPROXY=").map(|i| {
+                    line[i + "GOPROXY=".len()..]
+                        .split(|c: char| c.is_whitespace() || c == '"' || c == '\x1b')
                         .next()
                         .unwrap_or("")
-                        .to_owned();
+                        .to_owned()
+                });
+                // Store the line first, so the banner is in `logs()` once `spawn` returns.
+                sink.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+                if let Some(url) = url {
                     let _ = tx.send(url);
                 }
-                sink.lock().unwrap_or_else(|e| e.into_inner()).push(line);
             }
         });
         let url = match rx.recv_timeout(Duration::from_secs(20)) {
