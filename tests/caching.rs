@@ -223,7 +223,10 @@ async fn the_in_memory_backend_behaves_like_the_disk() {
     upstream.add(m.clone());
     let proxy = TestProxy::start_in_memory(&[&upstream.url]).await;
     for ext in ["info", "mod", "zip"] {
-        assert_eq!(proxy.get(&m.url_path(ext)).await.headers()["x-goproxy-cache"], "miss");
+        assert_eq!(
+            proxy.get(&m.url_path(ext)).await.headers()["x-goproxy-cache"],
+            "miss"
+        );
         let hit = proxy.get(&m.url_path(ext)).await;
         assert_eq!(hit.headers()["x-goproxy-cache"], "hit");
         let body = hit.bytes().await.unwrap();
@@ -242,5 +245,8 @@ async fn the_in_memory_backend_behaves_like_the_disk() {
         .unwrap();
     assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(part.bytes().await.unwrap().as_ref(), &m.zip[4..10]);
-    assert!(proxy.cache_files().is_empty(), "nothing was written to disk");
+    assert!(
+        proxy.cache_files().is_empty(),
+        "nothing was written to disk"
+    );
 }

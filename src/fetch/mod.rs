@@ -90,7 +90,7 @@ const REFRESH_RETRY_AFTER: Duration = Duration::from_secs(10);
 impl Fetcher {
     pub fn new(storage: Arc<dyn Storage>, upstreams: Upstreams, settings: Arc<Settings>) -> Self {
         let negative = ExpiringSet::new(settings.negative_ttl);
-        let refresh_failed = ExpiringSet::new(REFRESH_RETRY_AFTER.min(settings.list_ttl));
+        let refresh_failed = ExpiringSet::new(REFRESH_RETRY_AFTER);
         Fetcher {
             storage,
             upstreams,

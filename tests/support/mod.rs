@@ -75,9 +75,17 @@ impl TestProxy {
         let cache = tempfile::tempdir().expect("temp dir");
         let settings = Arc::new(test_settings(cache.path(), upstreams));
         let storage = Arc::new(goproxy::storage::memory::MemoryStorage::new());
-        let server = goproxy::server::start_with_storage(Arc::clone(&settings), storage).await.expect("proxy starts");
+        let server = goproxy::server::start_with_storage(Arc::clone(&settings), storage)
+            .await
+            .expect("proxy starts");
         let addr = server.local_addr();
-        TestProxy { url: format!("http://{addr}"), addr, cache, settings, server: Some(server) }
+        TestProxy {
+            url: format!("http://{addr}"),
+            addr,
+            cache,
+            settings,
+            server: Some(server),
+        }
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
