@@ -83,8 +83,6 @@ pub fn parse(raw_path: &str) -> Result<Route, Rejection> {
     })?;
     let kind = match (ext, version) {
         ("info", v) => ArtifactKind::Info(v),
-        ("mod", RequestedVersion::Canonical(v)) => ArtifactKind::Mod(v),
-        ("zip", RequestedVersion::Canonical(v)) => ArtifactKind::Zip(v),
         (_, RequestedVersion::Query(q)) => {
             return Err(reject(
                 StatusCode::NOT_FOUND,
@@ -95,7 +93,9 @@ pub fn parse(raw_path: &str) -> Result<Route, Rejection> {
                 ),
             ));
         }
-        _ => unreachable!("ext was matched above"),
+        ("mod", RequestedVersion::Canonical(v)) => ArtifactKind::Mod(v),
+        // Only "zip" is left: other extensions were refused above.
+        (_, RequestedVersion::Canonical(v)) => ArtifactKind::Zip(v),
     };
     Ok(Route::Artifact(ArtifactKey::new(module, kind)))
 }
