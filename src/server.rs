@@ -23,6 +23,10 @@ pub enum StartError {
         addr: String,
         source: std::io::Error,
     },
+    #[error(
+        "cache directory {dir} is not usable: {reason} (set --cache/CACHE_DIR/cache_dir to a writable directory)"
+    )]
+    Cache { dir: String, reason: String },
     #[error("{0}")]
     Upstream(#[from] UpstreamError),
 }
@@ -54,10 +58,28 @@ impl Server {
     }
 }
 
-/// Starts the proxy with the filesystem cache at `settings.cache_dir`.
+/// Temp files older than this are crash leftovers (a download never takes a day).
+const STALE_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
+
+/// Starts the proxy with the filesystem cache at `settings.cache_dir`. The cache
+/// directory must be writable: a proxy that cannot cache is refused at startup.
 pub async fn start(settings: Arc<Settings>) -> Result<Server, StartError> {
-    let storage: Arc<dyn Storage> = Arc::new(FsStorage::new(settings.cache_dir.clone()));
-    start_with_storage(settings, storage).await
+    let fs = Arc::new(FsStorage::new(settings.cache_dir.clone()));
+    fs.check_ready().await.map_err(|e| StartError::Cache {
+        dir: settings.cache_dir.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    // Leftovers of killed processes are swept in the background so startup never
+    // waits on a walk of a large cache.
+    let sweeper = Arc::clone(&fs);
+    tokio::spawn(async move {
+        match sweeper.remove_stale_temp_files(STALE_TEMP_AGE).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "removed temp files left by an earlier crash"),
+            Err(e) => tracing::warn!(error = %e, "could not sweep old temp files"),
+        }
+    });
+    start_with_storage(settings, fs).await
 }
 
 pub async fn start_with_storage(

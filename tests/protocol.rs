@@ -221,17 +221,18 @@ async fn health_and_readiness() {
 #[tokio::test]
 async fn readiness_fails_when_the_cache_is_not_writable() {
     let upstream = FakeUpstream::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    // A regular file where the cache directory should be: nothing can be written.
-    let blocked = dir.path().join("cache");
-    std::fs::write(&blocked, b"not a directory").unwrap();
-    let proxy = TestProxy::start_with(&[&upstream.url], |s| s.cache_dir = blocked.clone()).await;
+    let proxy = TestProxy::start(&[&upstream.url]).await;
+    assert_eq!(proxy.get("/readyz").await.status(), StatusCode::OK);
+    // The cache directory is replaced by a regular file: nothing can be written.
+    let dir = proxy.cache.path().to_owned();
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::write(&dir, b"not a directory").unwrap();
     let r = proxy.get("/readyz").await;
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(r.headers()["content-type"], "text/plain; charset=utf-8");
     let body = r.text().await.unwrap();
     assert!(
-        !body.contains(dir.path().to_str().unwrap()),
+        !body.contains(dir.to_str().unwrap()),
         "no local paths in bodies: {body}"
     );
     assert_eq!(
@@ -239,6 +240,22 @@ async fn readiness_fails_when_the_cache_is_not_writable() {
         StatusCode::OK,
         "liveness does not depend on the cache"
     );
+    std::fs::remove_file(&dir).unwrap();
+    std::fs::create_dir(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn startup_refuses_an_unusable_cache_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocked = dir.path().join("cache");
+    std::fs::write(&blocked, b"a file, not a directory").unwrap();
+    let settings = support::test_settings(&blocked, &["http://127.0.0.1:9"]);
+    let err = match goproxy::server::start(std::sync::Arc::new(settings)).await {
+        Ok(_) => panic!("started with a cache directory that is a file"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains(blocked.to_str().unwrap()), "{err}");
+    assert!(err.contains("CACHE_DIR"), "says how to fix it: {err}");
 }
 
 #[tokio::test]

@@ -33,7 +33,7 @@ pub async fn log_request(request: Request, next: Next) -> Response {
         .get(CACHE_HEADER)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-");
-    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let duration_ms = (started.elapsed().as_secs_f64() * 10_000.0).round() / 10.0;
     if matches!(path.as_str(), "/health" | "/healthz" | "/readyz") {
         tracing::debug!(%client, %method, %path, status, bytes, duration_ms, cache, "request");
     } else {

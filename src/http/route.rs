@@ -66,18 +66,15 @@ pub fn parse(raw_path: &str) -> Result<Route, Rejection> {
             ArtifactKind::List,
         )));
     }
-    let Some((escaped_version, ext)) = file.rsplit_once('.') else {
+    let known = file
+        .rsplit_once('.')
+        .filter(|(_, ext)| matches!(*ext, "info" | "mod" | "zip"));
+    let Some((escaped_version, ext)) = known else {
         return Err(reject(
             StatusCode::NOT_FOUND,
             format!("unknown file {file:?} (expected list, <version>.info, .mod or .zip)"),
         ));
     };
-    if !matches!(ext, "info" | "mod" | "zip") {
-        return Err(reject(
-            StatusCode::NOT_FOUND,
-            format!("unknown file {file:?} (expected list, <version>.info, .mod or .zip)"),
-        ));
-    }
     let version = parse_escaped_version(&module, escaped_version).map_err(|e| match e {
         crate::gomod::GoModError::VersionMismatch { .. } => {
             reject(StatusCode::NOT_FOUND, e.to_string())
@@ -86,8 +83,6 @@ pub fn parse(raw_path: &str) -> Result<Route, Rejection> {
     })?;
     let kind = match (ext, version) {
         ("info", v) => ArtifactKind::Info(v),
-        ("mod", RequestedVersion::Canonical(v)) => ArtifactKind::Mod(v),
-        ("zip", RequestedVersion::Canonical(v)) => ArtifactKind::Zip(v),
         (_, RequestedVersion::Query(q)) => {
             return Err(reject(
                 StatusCode::NOT_FOUND,
@@ -98,7 +93,9 @@ pub fn parse(raw_path: &str) -> Result<Route, Rejection> {
                 ),
             ));
         }
-        _ => unreachable!("ext was matched above"),
+        ("mod", RequestedVersion::Canonical(v)) => ArtifactKind::Mod(v),
+        // Only "zip" is left: other extensions were refused above.
+        (_, RequestedVersion::Canonical(v)) => ArtifactKind::Zip(v),
     };
     Ok(Route::Artifact(ArtifactKey::new(module, kind)))
 }

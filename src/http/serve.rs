@@ -127,17 +127,15 @@ fn not_modified(request: &HeaderMap, tag: &str, modified: SystemTime) -> bool {
         && let Ok(since) = httpdate::parse_http_date(ims)
     {
         // HTTP dates have one-second resolution.
-        let modified_secs = modified
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or(Duration::ZERO)
-            .as_secs();
-        let since_secs = since
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or(Duration::ZERO)
-            .as_secs();
-        return modified_secs <= since_secs;
+        return unix_secs(modified) <= unix_secs(since);
     }
     false
+}
+
+fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs()
 }
 
 #[derive(Debug, PartialEq, Eq)]

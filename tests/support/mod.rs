@@ -60,14 +60,7 @@ impl TestProxy {
         let server = goproxy::server::start(Arc::clone(&settings))
             .await
             .expect("proxy starts");
-        let addr = server.local_addr();
-        TestProxy {
-            url: format!("http://{addr}"),
-            addr,
-            cache,
-            settings,
-            server: Some(server),
-        }
+        Self::running(cache, settings, server)
     }
 
     /// A proxy whose cache is the in-memory storage backend.
@@ -78,6 +71,10 @@ impl TestProxy {
         let server = goproxy::server::start_with_storage(Arc::clone(&settings), storage)
             .await
             .expect("proxy starts");
+        Self::running(cache, settings, server)
+    }
+
+    fn running(cache: TempDir, settings: Arc<Settings>, server: Server) -> TestProxy {
         let addr = server.local_addr();
         TestProxy {
             url: format!("http://{addr}"),

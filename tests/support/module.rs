@@ -113,17 +113,9 @@ impl Module {
     }
 }
 
+/// The `!`-escaped form used in proxy URLs.
 pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if c.is_ascii_uppercase() {
-            out.push('!');
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    goproxy::gomod::path::escape_string(s)
 }
 
 /// A module zip with `prefix` prepended to every file name, deflated like the go command's.

@@ -1,0 +1,91 @@
+//! Reading upstream bodies: small ones into memory with a limit, zips straight to
+//! a file with constant memory.
+
+use std::time::SystemTime;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use crate::upstream::{BodyError, describe_error};
+
+/// Reads a whole (small) body, refusing it as soon as it exceeds `limit`.
+pub(super) async fn read_limited(
+    response: reqwest::Response,
+    limit: u64,
+) -> Result<Bytes, BodyError> {
+    if response.content_length().is_some_and(|n| n > limit) {
+        return Err(BodyError::Invalid(format!(
+            "body larger than {limit} bytes"
+        )));
+    }
+    let mut buf = BytesMut::new();
+    let mut stream = response.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| BodyError::Transient(describe_error(&e)))?;
+        if buf.len() as u64 + chunk.len() as u64 > limit {
+            return Err(BodyError::Invalid(format!(
+                "body larger than {limit} bytes"
+            )));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+/// Streams a body into `path` from the start (a retry overwrites what an earlier
+/// attempt left), hashing as it goes. Memory use does not depend on the body size.
+pub(super) async fn stream_to_file(
+    response: reqwest::Response,
+    path: &std::path::Path,
+    limit: u64,
+) -> Result<(u64, String), BodyError> {
+    if response.content_length().is_some_and(|n| n > limit) {
+        return Err(BodyError::Invalid(format!(
+            "zip larger than the {limit}-byte limit"
+        )));
+    }
+    let local = |e: std::io::Error| {
+        BodyError::Local(format!("cannot write the download to the cache: {e}"))
+    };
+    let mut file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)
+        .await
+        .map_err(local)?;
+    let mut hasher = Sha256::new();
+    let mut written: u64 = 0;
+    let mut stream = response.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| BodyError::Transient(describe_error(&e)))?;
+        written += chunk.len() as u64;
+        if written > limit {
+            return Err(BodyError::Invalid(format!(
+                "zip larger than the {limit}-byte limit"
+            )));
+        }
+        hasher.update(&chunk);
+        file.write_all(&chunk).await.map_err(local)?;
+    }
+    file.flush().await.map_err(local)?;
+    Ok((written, hex(&hasher.finalize())))
+}
+
+pub(super) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+pub(super) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
