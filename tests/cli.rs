@@ -413,6 +413,32 @@ fn unsupported_config_extension_is_an_error() {
 }
 
 #[test]
+fn unusable_cache_directory_is_refused_at_startup() {
+    let dir = tempdir();
+    // A regular file where the cache directory should be.
+    let not_a_dir = write(dir.path(), "cache-is-a-file", "");
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--cache",
+        &not_a_dir,
+        "--upstream",
+        "http://127.0.0.1:9",
+    ];
+    let out = run_to_exit(dir.path(), &args, &[], Duration::from_secs(20));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "started with an unusable cache:\n{err}"
+    );
+    assert!(
+        err.contains(&not_a_dir),
+        "the message names the directory: {err}"
+    );
+    assert!(!err.contains("GOPROXY="), "{err}");
+}
+
+#[test]
 fn config_show_redacts_upstream_passwords() {
     let dir = tempdir();
     let file = write(
@@ -779,6 +805,32 @@ fn two_processes_sharing_a_cache_both_serve_an_uncached_zip_correctly() {
         );
         assert!(body == m.zip);
     }
+}
+
+#[test]
+fn startup_sweeps_day_old_temp_files_and_keeps_fresh_ones() {
+    let dir = tempdir();
+    let cache = dir.path().join("cache");
+    let at_v = cache.join("example.com/crashed/@v");
+    std::fs::create_dir_all(&at_v).unwrap();
+    let old = at_v.join(".tmp-left-by-a-crash");
+    let fresh = at_v.join(".tmp-another-process-is-writing");
+    std::fs::write(&old, b"partial").unwrap();
+    std::fs::write(&fresh, b"partial").unwrap();
+    let two_days_ago = std::time::SystemTime::now() - Duration::from_secs(48 * 3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(two_days_ago)
+        .unwrap();
+
+    let _proxy = start_proxy(dir.path(), &cache, "http://127.0.0.1:9", &[]);
+    wait_until("the day-old temp file is swept", || !old.exists());
+    assert!(
+        fresh.exists(),
+        "a fresh temp file may belong to a live download and must stay"
+    );
 }
 
 // ---- helpers ----
