@@ -188,7 +188,7 @@ async fn incompatible_version_without_go_mod_downloads_with_matching_sums() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pseudo_version_of_an_untagged_module_downloads_and_lists_no_versions() {
+async fn untagged_module_pseudo_version_downloads_lists_no_versions_and_is_latest() {
     const PSEUDO: &str = "v0.0.0-20240102030405-abcdefabcdef";
     let upstream = FakeUpstream::start().await;
     let m = Module::simple("example.com/pseudo", PSEUDO);
@@ -224,6 +224,15 @@ async fn pseudo_version_of_an_untagged_module_downloads_and_lists_no_versions() 
     let list = proxy.get("/example.com/pseudo/@v/list").await;
     assert_eq!(list.status(), 200);
     assert_eq!(list.text().await.unwrap(), "");
+
+    // With no tags, `@latest` resolves to the pseudo-version through the proxy's @latest.
+    go_ok(&go, &dir, &["get", "example.com/pseudo@latest"]).await;
+    let go_mod = std::fs::read_to_string(dir.join("go.mod")).unwrap();
+    assert!(
+        go_mod.contains(&format!("example.com/pseudo {PSEUDO}")),
+        "go.mod:\n{go_mod}"
+    );
+    assert!(upstream.hits("/example.com/pseudo/@latest") >= 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
