@@ -6,15 +6,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The binary under test: cargo's `goproxy` for this package, or `GOPROXY_TEST_BIN`
-/// when set. Several worktrees sharing one `CARGO_TARGET_DIR` all uplift their
-/// build to the same `debug/goproxy`, so that file is whichever tree built last;
-/// point `GOPROXY_TEST_BIN` at this tree's `deps/goproxy-<hash>` to be sure.
-pub fn binary() -> String {
-    std::env::var("GOPROXY_TEST_BIN")
-        .ok()
-        .filter(|p| !p.is_empty())
-        .unwrap_or_else(|| env!("CARGO_BIN_EXE_goproxy").to_owned())
+/// The binary under test.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_goproxy")
 }
 
 /// A `goproxy` command with an empty environment (only PATH kept), run in `dir`.
