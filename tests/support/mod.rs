@@ -3,6 +3,7 @@
 //! the real binary) and the real `go` command against it.
 #![allow(dead_code, unused_imports)] // each test file uses a different part of this module
 
+pub mod cli;
 pub mod fake_upstream;
 pub mod go;
 pub mod module;
