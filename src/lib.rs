@@ -13,4 +13,5 @@ pub mod gomod;
 pub mod http;
 pub mod server;
 pub mod storage;
+pub mod sumdb;
 pub mod upstream;

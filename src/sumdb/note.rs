@@ -1,0 +1,1 @@
+//! Signed notes (`golang.org/x/mod/sumdb/note`).

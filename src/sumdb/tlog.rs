@@ -1,0 +1,1 @@
+//! Tiled transparency logs (`golang.org/x/mod/sumdb/tlog`).
