@@ -8,6 +8,7 @@
 pub mod dirhash;
 pub mod modfile;
 pub mod path;
+pub mod pattern;
 pub mod semver;
 pub mod version;
 pub mod zip;
