@@ -188,7 +188,7 @@ async fn invalid_content_is_refused_and_not_cached() {
     upstream.add(m2.clone());
     let proxy = TestProxy::start(&[&upstream.url]).await;
     let wrong_version = br#"{"Version":"v9.9.9"}"#.to_vec();
-    let other_module = b"module example.com/other\n".to_vec();
+    let not_a_go_mod = b"<html>502 Bad Gateway</html>\n".to_vec();
     let not_a_zip = b"PK\x03\x04 garbage".to_vec();
     let foreign_zip = support::module::build_zip(
         "example.com/other@v1.0.1/",
@@ -196,7 +196,7 @@ async fn invalid_content_is_refused_and_not_cached() {
     );
     for (m, ext, body) in [
         (&m, "info", wrong_version),
-        (&m, "mod", other_module),
+        (&m, "mod", not_a_go_mod),
         (&m, "zip", not_a_zip),
         (&m2, "zip", foreign_zip),
     ] {
@@ -249,4 +249,84 @@ async fn the_in_memory_backend_behaves_like_the_disk() {
         proxy.cache_files().is_empty(),
         "nothing was written to disk"
     );
+}
+
+#[tokio::test]
+async fn stale_copy_wins_over_a_mix_of_not_found_and_failures() {
+    let primary = FakeUpstream::start().await;
+    let mirror = FakeUpstream::start().await;
+    primary.add(Module::simple("example.com/cached", "v1.0.0"));
+    let proxy = TestProxy::start_with(&[&primary.url, &mirror.url], |s| {
+        s.list_ttl = Duration::from_millis(100);
+        s.retry_attempts = 1;
+    })
+    .await;
+    assert_eq!(proxy.get(LIST).await.status(), StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    // The primary is down; the mirror never had the module.
+    primary.set_always(Some(Fault::Status(503)));
+    let r = proxy.get(LIST).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["x-goproxy-cache"], "stale");
+    assert_eq!(r.text().await.unwrap(), "v1.0.0\n");
+}
+
+#[tokio::test]
+async fn a_mix_of_not_found_and_failures_is_404_but_not_remembered() {
+    let down = FakeUpstream::start().await;
+    let mirror = FakeUpstream::start().await;
+    let m = Module::simple("example.com/later", "v1.0.0");
+    down.add(m.clone());
+    down.set_always(Some(Fault::Status(503)));
+    let proxy = TestProxy::start_with(&[&down.url, &mirror.url], |s| s.retry_attempts = 1).await;
+    assert_eq!(
+        proxy.get(&m.url_path("mod")).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    // The upstream that failed recovers: the next request must ask again.
+    down.set_always(None);
+    let r = proxy.get(&m.url_path("mod")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["x-goproxy-cache"], "miss");
+}
+
+#[tokio::test]
+async fn gone_410_falls_through_and_is_remembered() {
+    let gone = FakeUpstream::start().await;
+    let other = FakeUpstream::start().await;
+    gone.set_always(Some(Fault::Status(410)));
+    let proxy = TestProxy::start(&[&gone.url, &other.url]).await;
+    let path = "/example.com/removed/@v/v1.0.0.info";
+    assert_eq!(proxy.get(path).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(gone.hits(path), 1, "410 is not retried");
+    assert_eq!(other.hits(path), 1, "410 moves on to the next upstream");
+    let again = proxy.get(path).await;
+    assert_eq!(again.headers()["x-goproxy-cache"], "negative");
+    assert_eq!(gone.hits(path) + other.hits(path), 2);
+}
+
+#[tokio::test]
+async fn a_failing_disk_is_a_500_that_tries_no_other_upstream_and_is_not_remembered() {
+    let first = FakeUpstream::start().await;
+    let second = FakeUpstream::start().await;
+    let m = Module::simple("example.com/disk", "v1.0.0");
+    first.add(m.clone());
+    second.add(m.clone());
+    let storage = std::sync::Arc::new(support::FailingStorage::default());
+    let proxy = TestProxy::start_with_storage(&[&first.url, &second.url], storage.clone()).await;
+    storage.fail_writes(true);
+    let r = proxy.get(&m.url_path("zip")).await;
+    assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("internal error"), "{body}");
+    assert_eq!(first.hits(&m.url_path("zip")), 1);
+    assert_eq!(
+        second.hits(&m.url_path("zip")),
+        0,
+        "another upstream cannot fix a local failure"
+    );
+    storage.fail_writes(false);
+    let r = proxy.get(&m.url_path("zip")).await;
+    assert_eq!(r.status(), StatusCode::OK, "the failure was not remembered");
+    assert_eq!(r.bytes().await.unwrap().as_ref(), m.zip.as_slice());
 }

@@ -184,6 +184,12 @@ async fn range_and_conditional_requests_on_hits() {
         .await
         .unwrap();
     assert_eq!(beyond.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    let types: Vec<_> = beyond.headers().get_all("content-type").iter().collect();
+    assert_eq!(
+        types,
+        ["text/plain; charset=utf-8"],
+        "one content type, the error's"
+    );
     assert_eq!(
         beyond.headers()["content-range"],
         format!("bytes */{}", m.zip.len()).as_str()
@@ -276,6 +282,8 @@ async fn other_methods_are_refused() {
 async fn malformed_paths_never_reach_disk_or_upstream() {
     let (upstream, proxy, _m) = setup().await;
     let long = format!("/example.com/{}/@v/list", "a".repeat(3000));
+    let long_element = format!("/example.com/{}/@v/list", "a".repeat(300));
+    let long_version = format!("/example.com/hello/@v/{}.info", "b".repeat(300));
     let cases: Vec<(&str, u16)> = vec![
         ("/%2e%2e/%2e%2e/etc/passwd.info", 400),
         ("/example.com/%2e%2e/%2e%2e/@v/list", 400),
@@ -294,6 +302,8 @@ async fn malformed_paths_never_reach_disk_or_upstream() {
         ("/example.com/!!hello/@v/list", 400),
         ("/example.com/hello!/@v/list", 400),
         (&long, 414),
+        (&long_element, 400),
+        (&long_version, 400),
         ("/nodot/@v/list", 404),
         ("/-example.com/x/@v/list", 404),
         ("/example.com/x/v1/@v/list", 404),
@@ -301,6 +311,8 @@ async fn malformed_paths_never_reach_disk_or_upstream() {
         ("/example.com/hello/@v/master.zip", 404),
         ("/example.com/hello/@v/v1.0.mod", 404),
         ("/example.com/hello/@v/v1.0.0.tar", 404),
+        ("/example.com/hello/@v/.tmp-x.info", 400),
+        ("/example.com/hello/@v/.hidden.info", 400),
         ("/example.com/hello", 404),
         ("/", 404),
     ];
@@ -344,4 +356,29 @@ async fn absolute_paths_in_the_request_target_are_refused() {
         assert_eq!(r.status, 400, "{target}: {}", r.body);
     }
     assert_eq!(upstream.total_hits(), 0);
+}
+
+/// `go get m@v2.0.0` for a module without a /v2 suffix asks for `v2.0.0.info`;
+/// the upstream resolves it to `v2.0.0+incompatible`, so the proxy must ask.
+#[tokio::test]
+async fn bare_major_version_info_is_resolved_upstream() {
+    let upstream = FakeUpstream::start().await;
+    let m = Module::with_files(
+        "example.com/inc",
+        "v2.0.0+incompatible",
+        None,
+        &[("inc.go", b"package inc\n")],
+    );
+    upstream.add(m.clone());
+    let proxy = TestProxy::start(&[&upstream.url]).await;
+    let r = proxy.get("/example.com/inc/@v/v2.0.0.info").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let info: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!(info["Version"], "v2.0.0+incompatible");
+    // .mod and .zip name exact versions: v2.0.0 cannot exist for this path.
+    assert_eq!(
+        proxy.get("/example.com/inc/@v/v2.0.0.mod").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(upstream.hits("/example.com/inc/@v/v2.0.0.mod"), 0);
 }

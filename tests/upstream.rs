@@ -243,7 +243,7 @@ async fn slow_headers_time_out_and_count_as_transient() {
     good.add(m.clone());
     slow.set_always(Some(Fault::Delay(Duration::from_secs(10))));
     let proxy = TestProxy::start_with(&[&slow.url, &good.url], |s| {
-        s.retry_attempts = 1;
+        s.retry_attempts = 2;
         s.upstream_header_timeout = Duration::from_millis(200);
     })
     .await;

@@ -53,17 +53,6 @@ impl ArtifactKey {
         )
     }
 
-    /// A short name of the endpoint, for logs and headers.
-    pub fn class(&self) -> &'static str {
-        match self.kind {
-            ArtifactKind::List => "list",
-            ArtifactKind::Latest => "latest",
-            ArtifactKind::Info(_) => "info",
-            ArtifactKind::Mod(_) => "mod",
-            ArtifactKind::Zip(_) => "zip",
-        }
-    }
-
     pub fn content_type(&self) -> &'static str {
         match self.kind {
             ArtifactKind::Info(_) | ArtifactKind::Latest => "application/json",

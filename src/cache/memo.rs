@@ -7,9 +7,11 @@ use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Entries beyond this are pruned (expired first, then everything) so a flood of
-/// distinct bogus paths cannot grow memory without bound.
-const MAX_ENTRIES: usize = 100_000;
+/// At most this many entries are remembered, so a flood of distinct bogus paths
+/// cannot grow memory without bound. When full, expired entries are pruned; if
+/// none have expired, new keys are simply not remembered (never the reverse:
+/// a flood must not flush what is already known).
+const MAX_ENTRIES: usize = 50_000;
 
 pub struct ExpiringSet<K> {
     ttl: Duration,
@@ -30,10 +32,10 @@ impl<K: Hash + Eq + Clone> ExpiringSet<K> {
         }
         let now = Instant::now();
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= MAX_ENTRIES {
+        if entries.len() >= MAX_ENTRIES && !entries.contains_key(&key) {
             entries.retain(|_, until| *until > now);
             if entries.len() >= MAX_ENTRIES {
-                entries.clear();
+                return;
             }
         }
         entries.insert(key, now + self.ttl);

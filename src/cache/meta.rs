@@ -26,8 +26,4 @@ impl Sidecar {
         // Serializing a struct of strings and integers cannot fail.
         bytes::Bytes::from(serde_json::to_vec(self).unwrap_or_default())
     }
-
-    pub fn from_bytes(data: &[u8]) -> Option<Sidecar> {
-        serde_json::from_slice(data).ok()
-    }
 }

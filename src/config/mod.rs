@@ -147,7 +147,7 @@ pub struct Settings {
     pub cache_dir: PathBuf,
     /// Upstream GOPROXY base URLs, tried in order. Paths carry no trailing
     /// slash, except that `url` always serializes an empty path as `/`, so
-    /// join with `as_str().trim_end_matches('/')`. May hold credentials: log
+    /// join them with `UpstreamBase::join`. May hold credentials: log
     /// them through [`redact_url`].
     pub upstreams: Vec<url::Url>,
     /// Total attempts per upstream for transient failures (>= 1).

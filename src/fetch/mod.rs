@@ -100,10 +100,6 @@ impl Fetcher {
         &self.storage
     }
 
-    pub fn upstreams(&self) -> &Upstreams {
-        &self.upstreams
-    }
-
     /// Produces something to serve for `key`: from cache when it may be used, from
     /// the upstreams otherwise.
     pub async fn resolve(self: &Arc<Self>, key: &ArtifactKey) -> Result<Resolved, FetchError> {
@@ -138,7 +134,13 @@ impl Fetcher {
             }
             return match self.fetch(key).await {
                 Ok(()) => self.read_back(key).await,
-                Err(err) if matches!(*err, FetchError::Upstream { .. }) => {
+                // Only a unanimous "not found" outranks the copy we have; any other
+                // failure (upstreams down, some of them saying 404, a full disk)
+                // serves the stale copy: offline mode.
+                Err(err) if matches!(&*err, FetchError::NotFound { source, .. } if source.all_not_found()) => {
+                    Err(unshare(err, key))
+                }
+                Err(err) => {
                     tracing::warn!(artifact = %key.display_name(), error = %err, "refresh failed; serving the cached copy");
                     self.refresh_failed.insert(key.clone());
                     Ok(Resolved {
@@ -146,7 +148,6 @@ impl Fetcher {
                         outcome: CacheOutcome::Stale,
                     })
                 }
-                Err(err) => Err(unshare(err, key)),
             };
         }
         match self.fetch(key).await {

@@ -9,7 +9,7 @@ use super::{FetchError, Fetcher, validate};
 use crate::cache::{ArtifactKey, ArtifactKind, Sidecar};
 use crate::gomod::version::RequestedVersion;
 use crate::gomod::{self, zip::MAX_GO_MOD, zip::MAX_ZIP_FILE};
-use crate::storage::PutMode;
+use crate::storage::{PutMode, Staged};
 use crate::upstream::{BodyError, Fetched, UpstreamError};
 
 impl Fetcher {
@@ -17,6 +17,11 @@ impl Fetcher {
         let name = key.display_name();
         let path = key.storage_key();
         let started = std::time::Instant::now();
+        // A request that missed just before another fetch stored this artifact
+        // must not download it a second time.
+        if key.is_immutable() && matches!(self.storage.head(&path).await, Ok(Some(_))) {
+            return Ok(());
+        }
         let outcome = match &key.kind {
             ArtifactKind::Zip(version) => self.fetch_zip(key, version).await,
             _ => self.fetch_small(key).await,
@@ -44,9 +49,17 @@ impl Fetcher {
                 source: source @ UpstreamError::NotFound { .. },
                 ..
             }) => {
-                self.negative.insert(key.clone());
+                // Only "not found everywhere" is remembered; a mix with failures
+                // may turn out differently on the next try.
+                if source.all_not_found() {
+                    self.negative.insert(key.clone());
+                }
                 Err(FetchError::NotFound { name, source })
             }
+            Err(FetchError::Upstream {
+                source: UpstreamError::Local(reason),
+                ..
+            }) => Err(FetchError::Internal { name, reason }),
             Err(e) => Err(e),
         }
     }
@@ -110,21 +123,32 @@ impl Fetcher {
             name: name.clone(),
             source,
         };
-        let staged = self
-            .storage
-            .stage(&key.storage_key())
-            .await
-            .map_err(storage_err)?;
-        let staged_path = staged.path().to_owned();
+        // The temp file is created when an upstream first answers 200, so a miss
+        // that ends in "not found" leaves nothing (not even directories) behind.
+        let staged: tokio::sync::Mutex<Option<Staged>> = tokio::sync::Mutex::new(None);
         let module = key.module.clone();
         let version = version.clone();
         let fetched = self
             .upstreams
             .fetch(&key.storage_key(), |response| {
-                let path = staged_path.clone();
                 let module = module.clone();
                 let version = version.clone();
+                let staged = &staged;
                 async move {
+                    let path = {
+                        let mut slot = staged.lock().await;
+                        let file = match slot.take() {
+                            Some(file) => file,
+                            None => self.storage.stage(&key.storage_key()).await.map_err(|e| {
+                                BodyError::Local(format!(
+                                    "cannot create a temp file in the cache: {e}"
+                                ))
+                            })?,
+                        };
+                        let path = file.path().to_owned();
+                        *slot = Some(file);
+                        path
+                    };
                     let (size, sha256) = stream_to_file(response, &path, MAX_ZIP_FILE).await?;
                     let check = tokio::task::spawn_blocking(move || {
                         gomod::zip::check_zip(&module, &version, &path)
@@ -140,6 +164,12 @@ impl Fetcher {
                 name: name.clone(),
                 source,
             })?;
+        let Some(staged) = staged.into_inner() else {
+            return Err(FetchError::Internal {
+                name,
+                reason: "the download left no temp file".to_owned(),
+            });
+        };
         let (size, sha256) = fetched.value;
         self.storage
             .commit(staged, PutMode::IfAbsent)

@@ -53,14 +53,22 @@ pub fn info(body: &[u8], requested: Option<&Version>) -> Result<(), String> {
     Ok(())
 }
 
-/// `.mod`: must parse as a go.mod that declares the requested module path.
+/// `.mod`: must parse as a go.mod with a valid `module` directive.
+///
+/// The declared path may differ from the requested one: real modules do that
+/// (`github.com/Sirupsen/logrus` declares `github.com/sirupsen/logrus`, old
+/// `github.com/golang/lint` versions declare `golang.org/x/lint`) and the public
+/// proxy serves them as they are. The go command reports such a mismatch itself,
+/// with its own message, where it matters; refusing it here would only break
+/// downloads that work everywhere else.
 pub fn go_mod(body: &[u8], module: &ModulePath) -> Result<(), String> {
     let declared = modfile::module_path(body).map_err(|e| e.to_string())?;
     if declared != module.as_str() {
-        return Err(format!(
-            "go.mod declares module {declared:?}, not {module:?}",
-            module = module.as_str()
-        ));
+        tracing::debug!(
+            module = module.as_str(),
+            declared,
+            "go.mod declares another module path"
+        );
     }
     Ok(())
 }
@@ -76,5 +84,20 @@ mod tests {
         assert!(list(b"v1.0.0\n\n").is_ok());
         assert!(list(b"<html>\n").is_err());
         assert!(list(&[0xff, 0xfe]).is_err());
+    }
+}
+
+#[cfg(test)]
+mod go_mod_tests {
+    use super::*;
+
+    #[test]
+    fn go_mod_must_parse_but_may_declare_another_path() {
+        let m = ModulePath::parse("github.com/Sirupsen/logrus").unwrap();
+        assert!(go_mod(b"module github.com/sirupsen/logrus\n", &m).is_ok());
+        assert!(go_mod(b"module github.com/Sirupsen/logrus\n\ngo 1.13\n", &m).is_ok());
+        assert!(go_mod(b"<html>not found</html>\n", &m).is_err());
+        assert!(go_mod(b"go 1.21\n", &m).is_err(), "no module directive");
+        assert!(go_mod(&[0xff, 0xfe], &m).is_err());
     }
 }

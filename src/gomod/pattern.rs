@@ -51,7 +51,13 @@ impl PrefixPatterns {
                     }
                 }
             }
-            let prefix = if seen == elements { &path[..end] } else if seen + 1 == elements { path } else { return false };
+            let prefix = if seen == elements {
+                &path[..end]
+            } else if seen + 1 == elements {
+                path
+            } else {
+                return false;
+            };
             glob_match(pattern, prefix).unwrap_or(false)
         })
     }
@@ -156,7 +162,9 @@ fn match_from(p: &[char], n: &[char]) -> bool {
             if c == '/' {
                 return false;
             }
-            let Ok(end) = class_end(p, 0) else { return false };
+            let Ok(end) = class_end(p, 0) else {
+                return false;
+            };
             class_matches(&p[1..end - 1], c) && match_from(&p[end..], &n[1..])
         }
         Some('\\') => p.len() > 1 && n.first() == Some(&p[1]) && match_from(&p[2..], &n[1..]),
@@ -172,7 +180,9 @@ fn class_matches(class: &[char], c: char) -> bool {
     let mut hit = false;
     while !body.is_empty() {
         let mut i = 0;
-        let Ok(lo) = class_char(body, &mut i) else { return false };
+        let Ok(lo) = class_char(body, &mut i) else {
+            return false;
+        };
         let hi = if body.get(i) == Some(&'-') {
             i += 1;
             match class_char(body, &mut i) {
@@ -239,7 +249,9 @@ mod tests {
         for (pattern, name, want) in cases {
             assert_eq!(glob_match(pattern, name), Ok(want), "{pattern} {name}");
         }
-        for bad in ["[]a]", "[-]", "[x-]", "[-x]", "\\", "[a-b-c]", "[", "[^", "[^bc", "a[", "*x\\"] {
+        for bad in [
+            "[]a]", "[-]", "[x-]", "[-x]", "\\", "[a-b-c]", "[", "[^", "[^bc", "a[", "*x\\",
+        ] {
             assert!(glob_match(bad, "x").is_err(), "{bad}");
         }
     }
@@ -260,7 +272,11 @@ mod tests {
         let q = PrefixPatterns::parse("github.com/user").unwrap();
         assert!(q.matches("github.com/user/repo"));
         assert!(!q.matches("github.com/username/repo"));
-        assert!(PrefixPatterns::parse("*/quote").unwrap().matches("rsc.io/quote"));
+        assert!(
+            PrefixPatterns::parse("*/quote")
+                .unwrap()
+                .matches("rsc.io/quote")
+        );
         assert!(!PrefixPatterns::parse("").unwrap().matches("rsc.io/quote"));
         assert!(PrefixPatterns::parse("[").is_err());
     }

@@ -104,11 +104,31 @@ pub fn parse_escaped_version(
     RequestedVersion::parse(path, &version)
 }
 
+/// Like [`parse_escaped_version`], for `.info` requests: a canonical version that
+/// `module.Check` rejects for this module is a query there, not an error. The go
+/// command asks for `@v/v2.0.0.info` of a module without a `/v2` suffix, and the
+/// upstream resolves it (to `v2.0.0+incompatible`).
+pub fn parse_escaped_info_version(
+    path: &ModulePath,
+    escaped: &str,
+) -> Result<RequestedVersion, GoModError> {
+    let version = unescape_string(escaped).map_err(|reason| invalid_version(escaped, reason))?;
+    match RequestedVersion::parse(path, &version) {
+        Err(GoModError::VersionMismatch { .. }) => Ok(RequestedVersion::Query(Query(version))),
+        other => other,
+    }
+}
+
 /// Versions become a single URL segment and a single cache file name, so they
 /// follow the file-name element rules. `!` and non-ASCII are refused because the
 /// escaping could not represent them unambiguously.
 fn check_version_elem(version: &str) -> Result<(), GoModError> {
     check_file_elem(version).map_err(|reason| invalid_version(version, reason))?;
+    // No version starts with a dot, and such names would be hidden or reserved
+    // files in the cache directory.
+    if version.starts_with('.') {
+        return Err(invalid_version(version, "leading dot".to_owned()));
+    }
     if version.contains('!') {
         return Err(invalid_version(version, "'!' is not allowed".to_owned()));
     }

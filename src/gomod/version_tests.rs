@@ -233,16 +233,24 @@ fn escaped_versions_classify() {
     assert_eq!(query("v1.5.2+meta"), "v1.5.2+meta");
     assert_eq!(query("!feature-!x"), "Feature-X");
     assert_eq!(query("abcdef123456"), "abcdef123456");
-    assert_eq!(query(".hidden"), ".hidden");
 
-    // A canonical version this module cannot have is refused, not queried.
+    // A canonical version this module cannot have is refused, not queried...
     assert!(matches!(
         parse_escaped_version(&quote, "v2.0.0"),
         Err(GoModError::VersionMismatch { .. })
     ));
+    // ...except as an .info query, which the upstream resolves to +incompatible.
+    assert!(matches!(
+        parse_escaped_info_version(&quote, "v2.0.0"),
+        Ok(RequestedVersion::Query(q)) if q.as_str() == "v2.0.0"
+    ));
+    assert!(matches!(
+        parse_escaped_info_version(&quote, "v1.5.2"),
+        Ok(RequestedVersion::Canonical(_))
+    ));
     for bad in [
         "", ".", "..", "v1.0.", "a/b", "a\\b", "a:b", "V1.0.0", "!", "v1!", "!!a", "!0", "\u{e9}",
-        "a b*", "con", "nul.txt",
+        "a b*", "con", "nul.txt", ".hidden", ".tmp-x",
     ] {
         assert!(
             matches!(

@@ -9,7 +9,6 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::fetch::{CacheOutcome, FetchError};
-use crate::upstream::UpstreamError;
 
 use super::CACHE_HEADER;
 
@@ -42,14 +41,6 @@ impl From<FetchError> for ApiError {
                 status: StatusCode::NOT_FOUND,
                 message: err.to_string(),
                 outcome: Some(CacheOutcome::Negative),
-            },
-            FetchError::Upstream {
-                source: UpstreamError::NotFound { .. },
-                ..
-            } => ApiError {
-                status: StatusCode::NOT_FOUND,
-                message: err.to_string(),
-                outcome: Some(CacheOutcome::Miss),
             },
             FetchError::Upstream { .. } => ApiError {
                 status: StatusCode::BAD_GATEWAY,

@@ -5,10 +5,14 @@ use axum::http::StatusCode;
 
 use crate::cache::{ArtifactKey, ArtifactKind};
 use crate::gomod::ModulePath;
-use crate::gomod::version::{RequestedVersion, parse_escaped_version};
+use crate::gomod::version::{RequestedVersion, parse_escaped_info_version, parse_escaped_version};
 
 /// Longer request paths are refused outright (module paths are far shorter).
 pub const MAX_PATH_LEN: usize = 2048;
+
+/// Each element becomes a file or directory name (plus suffixes such as `.meta`),
+/// and file systems refuse names over 255 bytes.
+const MAX_ELEMENT_LEN: usize = 200;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Route {
@@ -75,7 +79,12 @@ pub fn parse(raw_path: &str) -> Result<Route, Rejection> {
             format!("unknown file {file:?} (expected list, <version>.info, .mod or .zip)"),
         ));
     };
-    let version = parse_escaped_version(&module, escaped_version).map_err(|e| match e {
+    let parsed = if ext == "info" {
+        parse_escaped_info_version(&module, escaped_version)
+    } else {
+        parse_escaped_version(&module, escaped_version)
+    };
+    let version = parsed.map_err(|e| match e {
         crate::gomod::GoModError::VersionMismatch { .. } => {
             reject(StatusCode::NOT_FOUND, e.to_string())
         }
@@ -134,6 +143,9 @@ fn check_shape(path: &str) -> Result<(), Rejection> {
     }
     if path[1..].split('/').any(|seg| seg == "." || seg == "..") {
         return bad("'.' or '..' path element");
+    }
+    if path.split('/').any(|seg| seg.len() > MAX_ELEMENT_LEN) {
+        return bad("a path element is longer than 200 bytes");
     }
     Ok(())
 }

@@ -11,7 +11,9 @@ use axum::http::header::{
     IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, LAST_MODIFIED, RANGE,
 };
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
+
+use super::ApiError;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
@@ -54,22 +56,22 @@ pub async fn respond(object: Object, request: &HeaderMap, opts: ServeOptions) ->
             .unwrap_or_default();
     }
 
-    builder = builder.header(CONTENT_TYPE, opts.content_type);
     let range = match requested_range(request, &tag, &last_modified, meta.size) {
         RangeDecision::Full => None,
         RangeDecision::Partial(start, end) => Some((start, end)),
         RangeDecision::Unsatisfiable => {
-            return builder
-                .status(StatusCode::RANGE_NOT_SATISFIABLE)
-                .header(CONTENT_RANGE, format!("bytes */{}", meta.size))
-                .header(CONTENT_TYPE, "text/plain; charset=utf-8")
-                .body(Body::from(format!(
-                    "range not satisfiable: the object has {} bytes\n",
-                    meta.size
-                )))
-                .unwrap_or_default();
+            let mut response = ApiError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                format!("range not satisfiable: the object has {} bytes", meta.size),
+            )
+            .into_response();
+            if let Ok(value) = HeaderValue::from_str(&format!("bytes */{}", meta.size)) {
+                response.headers_mut().insert(CONTENT_RANGE, value);
+            }
+            return response;
         }
     };
+    builder = builder.header(CONTENT_TYPE, opts.content_type);
     let (status, start, len) = match range {
         Some((start, end)) => {
             builder = builder.header(CONTENT_RANGE, format!("bytes {start}-{end}/{}", meta.size));
@@ -94,7 +96,11 @@ pub async fn respond(object: Object, request: &HeaderMap, opts: ServeOptions) ->
                 && let Err(e) = file.seek(SeekFrom::Start(start)).await
             {
                 tracing::error!(error = %e, "seek in cached file failed");
-                return internal_error();
+                return ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error reading the cache",
+                )
+                .into_response();
             }
             Body::from_stream(ReaderStream::with_capacity(
                 file.take(len.min(available)),
@@ -103,16 +109,6 @@ pub async fn respond(object: Object, request: &HeaderMap, opts: ServeOptions) ->
         }
     };
     builder.body(body).unwrap_or_default()
-}
-
-fn internal_error() -> Response {
-    let mut response = Response::new(Body::from("internal error reading the cache\n"));
-    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
 }
 
 /// RFC 9110 §13.1.2/13.1.3: If-None-Match wins over If-Modified-Since.

@@ -29,6 +29,8 @@ pub(super) enum AttemptError {
         retry_after: Option<Duration>,
     },
     Fatal(String),
+    /// A local failure (e.g. the disk): no other attempt or upstream can help.
+    Local(String),
 }
 
 impl AttemptError {
@@ -48,9 +50,9 @@ impl fmt::Display for AttemptError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AttemptError::NotFound(status) => write!(f, "{status} not found"),
-            AttemptError::Transient { reason, .. } | AttemptError::Fatal(reason) => {
-                f.write_str(reason)
-            }
+            AttemptError::Transient { reason, .. }
+            | AttemptError::Fatal(reason)
+            | AttemptError::Local(reason) => f.write_str(reason),
         }
     }
 }
@@ -113,7 +115,7 @@ where
         Err(BodyError::Invalid(reason)) => {
             Err(AttemptError::Fatal(format!("invalid response: {reason}")))
         }
-        Err(BodyError::Local(reason)) => Err(AttemptError::Fatal(reason)),
+        Err(BodyError::Local(reason)) => Err(AttemptError::Local(reason)),
     }
 }
 

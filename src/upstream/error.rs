@@ -6,6 +6,8 @@ pub struct UpstreamFailure {
     /// Redacted upstream URL.
     pub upstream: String,
     pub reason: String,
+    /// The upstream answered 404 or 410.
+    pub not_found: bool,
 }
 
 #[derive(Clone, Debug, thiserror::Error)]
@@ -18,6 +20,17 @@ pub enum UpstreamError {
     Unavailable { failures: Vec<UpstreamFailure> },
     #[error("cannot build the upstream HTTP client: {0}")]
     Client(String),
+    /// A local failure while taking in a response (e.g. the disk is full).
+    #[error("{0}")]
+    Local(String),
+}
+
+impl UpstreamError {
+    /// Every upstream said "not found" (none failed in another way): the only
+    /// answer that may be remembered as a negative result.
+    pub fn all_not_found(&self) -> bool {
+        matches!(self, UpstreamError::NotFound { failures } if failures.iter().all(|f| f.not_found))
+    }
 }
 
 struct Summary<'a>(&'a [UpstreamFailure]);

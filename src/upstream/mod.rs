@@ -146,13 +146,18 @@ impl Upstreams {
                     failures.push(UpstreamFailure {
                         upstream: base.display.clone(),
                         reason: format!("{status} not found"),
+                        not_found: true,
                     });
                 }
+                // The disk (or another local resource) failed: no upstream can fix
+                // that, and downloading the artifact again elsewhere only wastes time.
+                Err(AttemptError::Local(reason)) => return Err(UpstreamError::Local(reason)),
                 Err(err) => {
                     tracing::warn!(upstream = %base.display, path, error = %err, "upstream failed");
                     failures.push(UpstreamFailure {
                         upstream: base.display.clone(),
                         reason: err.to_string(),
+                        not_found: false,
                     });
                 }
             }

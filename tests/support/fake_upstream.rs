@@ -231,6 +231,14 @@ fn lookup(st: &Inner, path: &str) -> Answer {
             "zip" => Answer::Found(m.zip.clone()),
             _ => Answer::NotFound("not found\n".to_owned()),
         },
+        // Like the public proxy, resolve a bare vN.x.y query of a module without a
+        // /vN suffix to its +incompatible version.
+        None if ext == "info" => {
+            match modules_of(st, module).find(|m| m.version == format!("{ver}+incompatible")) {
+                Some(m) => Answer::Found(m.info.clone()),
+                None => Answer::NotFound(format!("not found: {module}@{ver}\n")),
+            }
+        }
         None => Answer::NotFound(format!("not found: {module}@{ver}\n")),
     }
 }

@@ -4,6 +4,7 @@
 #![allow(dead_code, unused_imports)] // each test file uses a different part of this module
 
 pub mod cli;
+pub mod failing_storage;
 pub mod fake_upstream;
 pub mod go;
 pub mod module;
@@ -17,6 +18,7 @@ use goproxy::config::Settings;
 use goproxy::server::Server;
 use tempfile::TempDir;
 
+pub use failing_storage::FailingStorage;
 pub use fake_upstream::{FakeUpstream, Fault};
 pub use module::Module;
 
@@ -69,6 +71,19 @@ impl TestProxy {
         let cache = tempfile::tempdir().expect("temp dir");
         let settings = Arc::new(test_settings(cache.path(), upstreams));
         let storage = Arc::new(goproxy::storage::memory::MemoryStorage::new());
+        let server = goproxy::server::start_with_storage(Arc::clone(&settings), storage)
+            .await
+            .expect("proxy starts");
+        Self::running(cache, settings, server)
+    }
+
+    /// A proxy over the given storage backend.
+    pub async fn start_with_storage(
+        upstreams: &[&str],
+        storage: Arc<dyn goproxy::storage::Storage>,
+    ) -> TestProxy {
+        let cache = tempfile::tempdir().expect("temp dir");
+        let settings = Arc::new(test_settings(cache.path(), upstreams));
         let server = goproxy::server::start_with_storage(Arc::clone(&settings), storage)
             .await
             .expect("proxy starts");
