@@ -185,6 +185,17 @@ async fn incompatible_version_without_go_mod_downloads_with_matching_sums() {
     assert_eq!(json["Version"], "v2.0.0+incompatible");
     assert_eq!(json["Sum"], m.zip_hash().as_str());
     assert_eq!(json["GoModSum"], m.mod_hash().as_str());
+
+    // What users type: the bare major version, which go resolves through .info.
+    let out = go_ok(
+        &go,
+        &go.work_dir(),
+        &["list", "-m", "-json", "example.com/incomp@v2.0.0"],
+    )
+    .await;
+    let json = parse_json(&out);
+    assert!(json.get("Error").is_none(), "unexpected error: {json}");
+    assert_eq!(json["Version"], "v2.0.0+incompatible");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
