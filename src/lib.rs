@@ -9,6 +9,7 @@ pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod fetch;
+pub mod flight;
 pub mod gomod;
 pub mod http;
 pub mod server;

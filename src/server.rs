@@ -12,6 +12,10 @@ use crate::fetch::Fetcher;
 use crate::http::{AppState, router};
 use crate::storage::Storage;
 use crate::storage::fs::FsStorage;
+use crate::sumdb::client::SumDb;
+use crate::sumdb::config::GoSumDb;
+use crate::sumdb::proxy::SumDbProxy;
+use crate::sumdb::remote::Remote;
 use crate::upstream::{UpstreamError, Upstreams};
 
 #[derive(Debug, thiserror::Error)]
@@ -86,11 +90,18 @@ pub async fn start_with_storage(
     settings: Arc<Settings>,
     storage: Arc<dyn Storage>,
 ) -> Result<Server, StartError> {
-    let upstreams = Upstreams::new(Arc::clone(&settings))?;
-    let fetcher = Arc::new(Fetcher::new(storage, upstreams, Arc::clone(&settings)));
+    let upstreams = Arc::new(Upstreams::new(Arc::clone(&settings))?);
+    let (sumdb, sumdb_proxy) = checksum_databases(&settings, &upstreams, &storage);
+    let fetcher = Arc::new(Fetcher::new(
+        Arc::clone(&storage),
+        upstreams,
+        Arc::clone(&settings),
+        sumdb,
+    ));
     let state = AppState {
         settings: Arc::clone(&settings),
         fetcher,
+        sumdb_proxy,
     };
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
@@ -116,4 +127,31 @@ pub async fn start_with_storage(
         shutdown,
         task,
     })
+}
+
+/// The verifying client for `gosumdb` (unless it is off), and the `/sumdb/`
+/// pass-through for it and every `proxied_sumdbs` name, sharing one connection
+/// to each database.
+fn checksum_databases(
+    settings: &Settings,
+    upstreams: &Arc<Upstreams>,
+    storage: &Arc<dyn Storage>,
+) -> (Option<Arc<SumDb>>, Arc<SumDbProxy>) {
+    let mut remotes: Vec<Arc<Remote>> = Vec::new();
+    let sumdb = match &settings.gosumdb {
+        GoSumDb::Off => None,
+        GoSumDb::On(spec) => {
+            let remote = Arc::new(Remote::new(spec.name.clone(), spec.url.clone(), Arc::clone(upstreams)));
+            remotes.push(Arc::clone(&remote));
+            Some(Arc::new(SumDb::new(spec.clone(), remote, Arc::clone(storage))))
+        }
+    };
+    for extra in &settings.proxied_sumdbs {
+        if !remotes.iter().any(|r| r.name() == extra.name) {
+            remotes.push(Arc::new(Remote::new(extra.name.clone(), extra.url.clone(), Arc::clone(upstreams))));
+        }
+    }
+    let private = vec![settings.goprivate.clone(), settings.gonosumdb.clone()];
+    let proxy = Arc::new(SumDbProxy::new(remotes, Arc::clone(storage), private));
+    (sumdb, proxy)
 }

@@ -15,6 +15,9 @@ pub struct Sidecar {
     /// Hex SHA-256 of the artifact bytes.
     pub sha256: String,
     pub size: u64,
+    /// The go.sum `h1:` hash, when the checksum database vouched for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub h1: Option<String>,
 }
 
 impl Sidecar {

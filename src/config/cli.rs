@@ -96,6 +96,28 @@ pub struct CliArgs {
     /// [env: UPSTREAM_TIMEOUT] [default: 30m]
     #[arg(long, value_name = "DURATION")]
     pub upstream_timeout: Option<String>,
+
+    /// Checksum database to verify modules against: off, sum.golang.org, or a
+    /// verifier key <name>+<hash>+<key>, optionally followed by its URL.
+    /// [env: GOSUMDB] [default: sum.golang.org]
+    #[arg(long, value_name = "DB")]
+    pub gosumdb: Option<String>,
+
+    /// Module path patterns never looked up in the checksum database
+    /// (comma-separated globs matched against path prefixes).
+    /// [env: GONOSUMDB]
+    #[arg(long, value_name = "PATTERNS")]
+    pub gonosumdb: Option<String>,
+
+    /// Private module path patterns: never fetched from public upstreams and
+    /// never looked up in a checksum database. [env: GOPRIVATE]
+    #[arg(long, value_name = "PATTERNS")]
+    pub goprivate: Option<String>,
+
+    /// Further checksum databases to serve under /sumdb/<name>/ for clients,
+    /// comma-separated names (each optionally "name url"). [env: PROXIED_SUMDBS]
+    #[arg(long, value_name = "NAMES")]
+    pub proxied_sumdbs: Option<String>,
 }
 
 impl CliArgs {
@@ -117,6 +139,10 @@ impl CliArgs {
             Key::UpstreamHeaderTimeout => &self.upstream_header_timeout,
             Key::UpstreamIdleTimeout => &self.upstream_idle_timeout,
             Key::UpstreamTimeout => &self.upstream_timeout,
+            Key::Gosumdb => &self.gosumdb,
+            Key::Gonosumdb => &self.gonosumdb,
+            Key::Goprivate => &self.goprivate,
+            Key::ProxiedSumdbs => &self.proxied_sumdbs,
         }
         .clone()
     }

@@ -210,6 +210,15 @@ impl Builder {
                 self.settings.upstreams = value::upstreams(items.iter().map(String::as_str))?;
                 return Ok(());
             }
+            Raw::List(items) if matches!(key, Key::Gonosumdb | Key::Goprivate) => {
+                let patterns = value::patterns(key, items.iter().map(String::as_str))?;
+                self.set_patterns(key, patterns);
+                return Ok(());
+            }
+            Raw::List(items) if key == Key::ProxiedSumdbs => {
+                self.settings.proxied_sumdbs = value::proxied_sumdbs(items.iter().map(String::as_str))?;
+                return Ok(());
+            }
             Raw::List(items) => {
                 let shown = serde_json::to_string(&items).unwrap_or_default();
                 return Err(Invalid::wrong_kind(key, &shown));
@@ -232,8 +241,22 @@ impl Builder {
             Key::UpstreamHeaderTimeout => s.upstream_header_timeout = value::timeout(&text)?,
             Key::UpstreamIdleTimeout => s.upstream_idle_timeout = value::timeout(&text)?,
             Key::UpstreamTimeout => s.upstream_timeout = value::timeout(&text)?,
+            Key::Gosumdb => s.gosumdb = value::gosumdb(&text)?,
+            Key::Gonosumdb | Key::Goprivate => {
+                let patterns = value::patterns(key, text.split(','))?;
+                self.set_patterns(key, patterns);
+            }
+            Key::ProxiedSumdbs => s.proxied_sumdbs = value::proxied_sumdbs(text.split(','))?,
         }
         Ok(())
+    }
+
+    fn set_patterns(&mut self, key: Key, patterns: crate::gomod::pattern::PrefixPatterns) {
+        if key == Key::Goprivate {
+            self.settings.goprivate = patterns;
+        } else {
+            self.settings.gonosumdb = patterns;
+        }
     }
 
     fn finish(mut self, config_file: Option<ConfigFile>) -> Loaded {

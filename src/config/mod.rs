@@ -16,6 +16,9 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::gomod::pattern::PrefixPatterns;
+use crate::sumdb::config::{DEFAULT_GOSUMDB, GoSumDb, ProxiedSumDb};
+
 /// The default upstream: the public Go module proxy, as the `go` command uses it.
 pub const DEFAULT_UPSTREAM: &str = "https://proxy.golang.org";
 pub const DEFAULT_PORT: u16 = 12345;
@@ -62,11 +65,15 @@ pub enum Key {
     UpstreamHeaderTimeout,
     UpstreamIdleTimeout,
     UpstreamTimeout,
+    Gosumdb,
+    Gonosumdb,
+    Goprivate,
+    ProxiedSumdbs,
 }
 
 impl Key {
     /// Every key, in the order `config show` and error messages list them.
-    pub const ALL: [Key; 15] = [
+    pub const ALL: [Key; 19] = [
         Key::Port,
         Key::Listen,
         Key::CacheDir,
@@ -82,6 +89,10 @@ impl Key {
         Key::UpstreamHeaderTimeout,
         Key::UpstreamIdleTimeout,
         Key::UpstreamTimeout,
+        Key::Gosumdb,
+        Key::Gonosumdb,
+        Key::Goprivate,
+        Key::ProxiedSumdbs,
     ];
 
     /// (config file key, environment variable, long flag without dashes).
@@ -115,6 +126,10 @@ impl Key {
                 "upstream-idle-timeout",
             ),
             Key::UpstreamTimeout => ("upstream_timeout", "UPSTREAM_TIMEOUT", "upstream-timeout"),
+            Key::Gosumdb => ("gosumdb", "GOSUMDB", "gosumdb"),
+            Key::Gonosumdb => ("gonosumdb", "GONOSUMDB", "gonosumdb"),
+            Key::Goprivate => ("goprivate", "GOPRIVATE", "goprivate"),
+            Key::ProxiedSumdbs => ("proxied_sumdbs", "PROXIED_SUMDBS", "proxied-sumdbs"),
         }
     }
 
@@ -171,6 +186,15 @@ pub struct Settings {
     pub upstream_idle_timeout: Duration,
     /// Overall limit for one upstream request, body included.
     pub upstream_timeout: Duration,
+    /// The checksum database every module is verified against.
+    pub gosumdb: GoSumDb,
+    /// Modules never looked up in a checksum database.
+    pub gonosumdb: PrefixPatterns,
+    /// Private modules: never fetched from public upstreams, never looked up in a
+    /// checksum database.
+    pub goprivate: PrefixPatterns,
+    /// Further checksum databases served under `/sumdb/<name>/` for clients.
+    pub proxied_sumdbs: Vec<ProxiedSumDb>,
 }
 
 impl Default for Settings {
@@ -192,6 +216,10 @@ impl Default for Settings {
             upstream_header_timeout: Duration::from_secs(60),
             upstream_idle_timeout: Duration::from_secs(60),
             upstream_timeout: Duration::from_secs(30 * 60),
+            gosumdb: GoSumDb::parse(DEFAULT_GOSUMDB).expect("the built-in checksum database key is valid"),
+            gonosumdb: PrefixPatterns::default(),
+            goprivate: PrefixPatterns::default(),
+            proxied_sumdbs: Vec::new(),
         }
     }
 }
@@ -214,6 +242,10 @@ impl fmt::Debug for Settings {
             .field("upstream_header_timeout", &self.upstream_header_timeout)
             .field("upstream_idle_timeout", &self.upstream_idle_timeout)
             .field("upstream_timeout", &self.upstream_timeout)
+            .field("gosumdb", &self.gosumdb.to_string())
+            .field("gonosumdb", &self.gonosumdb.to_string())
+            .field("goprivate", &self.goprivate.to_string())
+            .field("proxied_sumdbs", &self.proxied_sumdbs)
             .finish()
     }
 }

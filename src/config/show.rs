@@ -59,6 +59,11 @@ pub fn render(loaded: &Loaded) -> String {
     ] {
         rows.push((key.name(), format_duration(duration), from(key)));
     }
+    rows.push((Key::Gosumdb.name(), s.gosumdb.to_string(), from(Key::Gosumdb)));
+    rows.push((Key::Gonosumdb.name(), s.gonosumdb.to_string(), from(Key::Gonosumdb)));
+    rows.push((Key::Goprivate.name(), s.goprivate.to_string(), from(Key::Goprivate)));
+    let proxied: Vec<String> = s.proxied_sumdbs.iter().map(ToString::to_string).collect();
+    rows.push((Key::ProxiedSumdbs.name(), proxied.join(","), from(Key::ProxiedSumdbs)));
 
     let key_width = rows.iter().map(|(key, _, _)| key.len()).max().unwrap_or(0);
     let value_width = rows

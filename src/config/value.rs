@@ -10,6 +10,8 @@ use std::time::Duration;
 use url::Url;
 
 use super::{Key, LogFormat};
+use crate::gomod::pattern::PrefixPatterns;
+use crate::sumdb::config::{GoSumDb, ProxiedSumDb};
 
 /// A rejected value: the part of the message after "<where it came from>: ".
 #[derive(Debug)]
@@ -57,6 +59,14 @@ pub(super) fn expected(key: Key) -> &'static str {
         | Key::UpstreamTimeout => EXPECT_TIMEOUT,
         Key::LogFormat => "expected text or json",
         Key::LogLevel => "expected a level or tracing filter, e.g. info or goproxy=debug,warn",
+        Key::Gosumdb => {
+            "expected off, sum.golang.org, a verifier key <name>+<hash>+<key>, \
+             optionally followed by a URL"
+        }
+        Key::Gonosumdb | Key::Goprivate => {
+            "expected comma-separated module path patterns, e.g. *.corp.example.com,rsc.io/private"
+        }
+        Key::ProxiedSumdbs => "expected comma-separated checksum database names, e.g. sum.golang.org",
     }
 }
 
@@ -581,4 +591,21 @@ mod tests {
             error.0
         );
     }
+}
+
+pub(super) fn gosumdb(text: &str) -> Result<GoSumDb, Invalid> {
+    GoSumDb::parse(text).map_err(|reason| Invalid::new("checksum database", text, &format!("{reason}; {}", expected(Key::Gosumdb))))
+}
+
+pub(super) fn patterns<'a>(key: Key, items: impl IntoIterator<Item = &'a str>) -> Result<PrefixPatterns, Invalid> {
+    PrefixPatterns::from_items(items).map_err(|reason| Invalid(format!("{reason} ({})", expected(key))))
+}
+
+pub(super) fn proxied_sumdbs<'a>(items: impl IntoIterator<Item = &'a str>) -> Result<Vec<ProxiedSumDb>, Invalid> {
+    items
+        .into_iter()
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(|item| ProxiedSumDb::parse(item).map_err(|reason| Invalid(format!("{reason} ({})", expected(Key::ProxiedSumdbs)))))
+        .collect()
 }

@@ -1,38 +1,13 @@
-//! Reading upstream bodies: small ones into memory with a limit, zips straight to
-//! a file with constant memory.
+//! Writing a zip body straight to a file with constant memory, and small helpers
+//! for the metadata recorded beside artifacts.
 
 use std::time::SystemTime;
 
-use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use crate::upstream::{BodyError, describe_error};
-
-/// Reads a whole (small) body, refusing it as soon as it exceeds `limit`.
-pub(super) async fn read_limited(
-    response: reqwest::Response,
-    limit: u64,
-) -> Result<Bytes, BodyError> {
-    if response.content_length().is_some_and(|n| n > limit) {
-        return Err(BodyError::Invalid(format!(
-            "body larger than {limit} bytes"
-        )));
-    }
-    let mut buf = BytesMut::new();
-    let mut stream = response.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| BodyError::Transient(describe_error(&e)))?;
-        if buf.len() as u64 + chunk.len() as u64 > limit {
-            return Err(BodyError::Invalid(format!(
-                "body larger than {limit} bytes"
-            )));
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(buf.freeze())
-}
 
 /// Streams a body into `path` from the start (a retry overwrites what an earlier
 /// attempt left), hashing as it goes. Memory use does not depend on the body size.

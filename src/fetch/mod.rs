@@ -3,7 +3,6 @@
 //! negative) that turn a request into something to serve.
 
 mod body;
-pub mod flight;
 mod store;
 pub mod validate;
 
@@ -13,8 +12,9 @@ use std::time::{Duration, SystemTime};
 use crate::cache::{ArtifactKey, ExpiringSet};
 use crate::config::Settings;
 use crate::storage::{Object, Storage, StorageError};
+use crate::sumdb::client::{SumDb, SumDbError};
 use crate::upstream::{UpstreamError, Upstreams};
-use flight::{Flights, Role};
+use crate::flight::{Flights, Role};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -40,6 +40,22 @@ pub enum FetchError {
     },
     #[error("{name}: internal error: {reason}")]
     Internal { name: String, reason: String },
+    /// Matches GOPRIVATE: never sent to a public upstream.
+    #[error("{name}: private module (matches GOPRIVATE): configure a private upstream for it")]
+    Private { name: String },
+    /// The checksum database could not vouch for the module.
+    #[error("{name}: {source}")]
+    Sumdb {
+        name: String,
+        #[source]
+        source: SumDbError,
+    },
+    /// What an upstream served does not match the checksum database.
+    #[error(
+        "SECURITY ERROR: checksum mismatch for {name}\n\tdownloaded:        {got}\n\tchecksum database: {want}\n\
+         The upstream served content the checksum database does not vouch for; nothing was cached."
+    )]
+    Security { name: String, got: String, want: String },
 }
 
 /// How a response was produced, for logs and the `X-Goproxy-Cache` header.
@@ -70,8 +86,10 @@ pub struct Resolved {
 
 pub struct Fetcher {
     storage: Arc<dyn Storage>,
-    upstreams: Upstreams,
+    upstreams: Arc<Upstreams>,
     settings: Arc<Settings>,
+    /// The checksum database every public module is verified against (None: off).
+    sumdb: Option<Arc<SumDb>>,
     flights: Flights<ArtifactKey, (), FetchError>,
     negative: ExpiringSet<ArtifactKey>,
     /// Mutable entries whose refresh just failed: served stale without asking the
@@ -83,13 +101,19 @@ pub struct Fetcher {
 const REFRESH_RETRY_AFTER: Duration = Duration::from_secs(10);
 
 impl Fetcher {
-    pub fn new(storage: Arc<dyn Storage>, upstreams: Upstreams, settings: Arc<Settings>) -> Self {
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        upstreams: Arc<Upstreams>,
+        settings: Arc<Settings>,
+        sumdb: Option<Arc<SumDb>>,
+    ) -> Self {
         let negative = ExpiringSet::new(settings.negative_ttl);
         let refresh_failed = ExpiringSet::new(REFRESH_RETRY_AFTER);
         Fetcher {
             storage,
             upstreams,
             settings,
+            sumdb,
             flights: Flights::default(),
             negative,
             refresh_failed,
@@ -103,6 +127,9 @@ impl Fetcher {
     /// Produces something to serve for `key`: from cache when it may be used, from
     /// the upstreams otherwise.
     pub async fn resolve(self: &Arc<Self>, key: &ArtifactKey) -> Result<Resolved, FetchError> {
+        if self.settings.goprivate.matches(key.module.as_str()) {
+            return Err(FetchError::Private { name: key.display_name() });
+        }
         let skey = key.storage_key();
         let storage_err = |source| FetchError::Storage {
             name: key.display_name(),
@@ -221,6 +248,13 @@ fn unshare(err: Arc<FetchError>, key: &ArtifactKey) -> FetchError {
         FetchError::Internal { reason, .. } => FetchError::Internal {
             name,
             reason: reason.clone(),
+        },
+        FetchError::Private { .. } => FetchError::Private { name },
+        FetchError::Sumdb { source, .. } => FetchError::Sumdb { name, source: source.clone() },
+        FetchError::Security { got, want, .. } => FetchError::Security {
+            name,
+            got: got.clone(),
+            want: want.clone(),
         },
     }
 }

@@ -9,6 +9,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::fetch::{CacheOutcome, FetchError};
+use crate::sumdb::client::SumDbError;
 
 use super::CACHE_HEADER;
 
@@ -42,7 +43,32 @@ impl From<FetchError> for ApiError {
                 message: err.to_string(),
                 outcome: Some(CacheOutcome::Negative),
             },
-            FetchError::Upstream { .. } => ApiError {
+            FetchError::Private { .. } => ApiError {
+                status: StatusCode::NOT_FOUND,
+                message: err.to_string(),
+                outcome: None,
+            },
+            FetchError::Sumdb {
+                source: SumDbError::NotFound { .. },
+                ..
+            } => ApiError {
+                status: StatusCode::NOT_FOUND,
+                message: err.to_string(),
+                outcome: Some(CacheOutcome::Miss),
+            },
+            FetchError::Security { .. }
+            | FetchError::Sumdb {
+                source: SumDbError::Security(_),
+                ..
+            } => {
+                tracing::error!(error = %err, "refused a module that failed checksum verification");
+                ApiError {
+                    status: StatusCode::BAD_GATEWAY,
+                    message: err.to_string(),
+                    outcome: Some(CacheOutcome::Miss),
+                }
+            }
+            FetchError::Sumdb { .. } | FetchError::Upstream { .. } => ApiError {
                 status: StatusCode::BAD_GATEWAY,
                 message: err.to_string(),
                 outcome: Some(CacheOutcome::Miss),

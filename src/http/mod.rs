@@ -10,12 +10,13 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::header::{ALLOW, CONTENT_TYPE};
+use axum::http::header::{ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
 use crate::config::Settings;
 use crate::fetch::{CacheOutcome, Fetcher};
+use crate::sumdb::proxy::{SumDbProxy, SumDbProxyError};
 pub use error::ApiError;
 use route::Route;
 
@@ -29,6 +30,7 @@ const IMMUTABLE_CACHE_CONTROL: &str = "public, max-age=604800, immutable";
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub fetcher: Arc<Fetcher>,
+    pub sumdb_proxy: Arc<SumDbProxy>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -64,6 +66,7 @@ async fn handle(
     match route {
         Route::Health => json_ok(r#"{"status":"ok"}"#),
         Route::Ready => ready(&state).await,
+        Route::SumDb(rest) => sumdb(&state, &rest, method == Method::HEAD).await,
         Route::Artifact(key) => {
             let resolved = match state.fetcher.resolve(&key).await {
                 Ok(resolved) => resolved,
@@ -107,6 +110,30 @@ async fn ready(state: &AppState) -> Response {
                 "not ready: the cache storage is not writable (see the proxy's log)",
             )
             .into_response()
+        }
+    }
+}
+
+async fn sumdb(state: &AppState, rest: &str, head: bool) -> Response {
+    match state.sumdb_proxy.handle(rest).await {
+        Ok(answer) => {
+            let length = answer.body.len();
+            let body = if head { axum::body::Body::empty() } else { axum::body::Body::from(answer.body) };
+            let mut response = Response::new(body);
+            let headers = response.headers_mut();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static(answer.content_type));
+            headers.insert(CACHE_CONTROL, HeaderValue::from_static(answer.cache_control));
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
+            response
+        }
+        Err(err) => {
+            let status = match err {
+                SumDbProxyError::NotFound(_) => StatusCode::NOT_FOUND,
+                SumDbProxyError::Forbidden(_) => StatusCode::FORBIDDEN,
+                SumDbProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
+                SumDbProxyError::Unavailable(_) => StatusCode::BAD_GATEWAY,
+            };
+            ApiError::new(status, err.to_string()).into_response()
         }
     }
 }

@@ -18,6 +18,8 @@ const MAX_ELEMENT_LEN: usize = 200;
 pub enum Route {
     Health,
     Ready,
+    /// `/sumdb/<name>/...`: the path after `/sumdb/`.
+    SumDb(String),
     Artifact(ArtifactKey),
 }
 
@@ -48,6 +50,10 @@ pub fn parse(raw_path: &str) -> Result<Route, Rejection> {
         "/health" | "/healthz" => return Ok(Route::Health),
         "/readyz" => return Ok(Route::Ready),
         _ => {}
+    }
+    // "sumdb" has no dot, so it can never be the first element of a module path.
+    if let Some(rest) = path.strip_prefix("/sumdb/") {
+        return Ok(Route::SumDb(rest.to_owned()));
     }
     let rest = &path[1..];
     if let Some(module) = rest.strip_suffix("/@latest") {

@@ -162,3 +162,16 @@ pub fn validate_key(key: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// Reads a whole object into memory; for small objects only.
+pub async fn read_all(object: Object) -> std::io::Result<Bytes> {
+    use tokio::io::AsyncReadExt;
+    match object.body {
+        ObjectBody::Bytes(bytes) => Ok(bytes),
+        ObjectBody::File { file, len } => {
+            let mut buf = Vec::with_capacity(len.min(1 << 20) as usize);
+            file.take(len).read_to_end(&mut buf).await?;
+            Ok(Bytes::from(buf))
+        }
+    }
+}

@@ -49,3 +49,15 @@ impl fmt::Display for Summary<'_> {
         Ok(())
     }
 }
+
+/// How fetching one URL failed, after retries.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum UrlError {
+    #[error("{0} not found")]
+    NotFound(u16),
+    #[error("{0}")]
+    Failed(String),
+    /// A local failure (e.g. the disk) while taking in the response.
+    #[error("{0}")]
+    Local(String),
+}

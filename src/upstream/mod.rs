@@ -3,12 +3,14 @@
 //! answer (404 if any upstream said "not found", otherwise 502).
 
 mod attempt;
+mod body;
 mod client;
 mod error;
 
 pub use attempt::{BodyError, describe_reqwest_error as describe_error};
 pub use client::build_client;
-pub use error::{UpstreamError, UpstreamFailure};
+pub use body::read_limited;
+pub use error::{UpstreamError, UpstreamFailure, UrlError};
 
 use std::future::Future;
 use std::sync::Arc;
@@ -39,7 +41,7 @@ impl UpstreamBase {
     }
 
     /// `base` + `/` + the escaped request path, each segment percent-encoded as needed.
-    fn join(&self, path: &str) -> Url {
+    pub fn join(&self, path: &str) -> Url {
         let mut url = self.url.clone();
         if let Ok(mut segments) = url.path_segments_mut() {
             segments.pop_if_empty();
@@ -107,31 +109,7 @@ impl Upstreams {
         let mut not_found = false;
         for base in &self.bases {
             let url = base.join(path);
-            let attempt =
-                || async { attempt::run(&self.client, &self.settings, &url, &consume).await };
-            let backoff = ExponentialBuilder::default()
-                .with_min_delay(self.settings.retry_backoff)
-                .with_max_delay(
-                    self.settings
-                        .retry_backoff
-                        .saturating_mul(32)
-                        .max(Duration::from_secs(1)),
-                )
-                .with_max_times(self.settings.retry_attempts.saturating_sub(1) as usize)
-                .with_jitter();
-            let result = attempt
-                .retry(backoff)
-                .when(AttemptError::is_transient)
-                .adjust(|err, delay| match (err.retry_after(), delay) {
-                    (_, None) => None,
-                    (Some(wait), Some(_)) if wait > MAX_RETRY_AFTER => None,
-                    (Some(wait), Some(_)) => Some(wait),
-                    (None, Some(d)) => Some(d),
-                })
-                .notify(|err, delay| {
-                    tracing::warn!(upstream = %base.display, path, error = %err, retry_in = ?delay, "upstream attempt failed, retrying");
-                })
-                .await;
+            let result = self.fetch_url(&url, &base.display, &consume).await;
             match result {
                 Ok((value, etag)) => {
                     return Ok(Fetched {
@@ -140,7 +118,7 @@ impl Upstreams {
                         etag,
                     });
                 }
-                Err(AttemptError::NotFound(status)) => {
+                Err(UrlError::NotFound(status)) => {
                     tracing::debug!(upstream = %base.display, path, status, "not found upstream");
                     not_found = true;
                     failures.push(UpstreamFailure {
@@ -151,7 +129,7 @@ impl Upstreams {
                 }
                 // The disk (or another local resource) failed: no upstream can fix
                 // that, and downloading the artifact again elsewhere only wastes time.
-                Err(AttemptError::Local(reason)) => return Err(UpstreamError::Local(reason)),
+                Err(UrlError::Local(reason)) => return Err(UpstreamError::Local(reason)),
                 Err(err) => {
                     tracing::warn!(upstream = %base.display, path, error = %err, "upstream failed");
                     failures.push(UpstreamFailure {
@@ -167,5 +145,49 @@ impl Upstreams {
         } else {
             Err(UpstreamError::Unavailable { failures })
         }
+    }
+
+    /// Fetches one URL with the retry policy: network errors, 5xx and 429 are
+    /// retried with exponential backoff and jitter (honouring Retry-After).
+    /// `label` names the server in logs (never a URL with credentials).
+    pub async fn fetch_url<T, F, Fut>(
+        &self,
+        url: &Url,
+        label: &str,
+        consume: &F,
+    ) -> Result<(T, Option<String>), UrlError>
+    where
+        F: Fn(reqwest::Response) -> Fut,
+        Fut: Future<Output = Result<T, BodyError>>,
+    {
+        let attempt = || async { attempt::run(&self.client, &self.settings, url, consume).await };
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(self.settings.retry_backoff)
+            .with_max_delay(self.settings.retry_backoff.saturating_mul(32).max(Duration::from_secs(1)))
+            .with_max_times(self.settings.retry_attempts.saturating_sub(1) as usize)
+            .with_jitter();
+        attempt
+            .retry(backoff)
+            .when(AttemptError::is_transient)
+            .adjust(|err, delay| match (err.retry_after(), delay) {
+                (_, None) => None,
+                (Some(wait), Some(_)) if wait > MAX_RETRY_AFTER => None,
+                (Some(wait), Some(_)) => Some(wait),
+                (None, Some(d)) => Some(d),
+            })
+            .notify(|err, delay| {
+                tracing::warn!(upstream = %label, path = url.path(), error = %err, retry_in = ?delay, "upstream attempt failed, retrying");
+            })
+            .await
+            .map_err(|err| match err {
+                AttemptError::NotFound(status) => UrlError::NotFound(status),
+                AttemptError::Local(reason) => UrlError::Local(reason),
+                other => UrlError::Failed(other.to_string()),
+            })
+    }
+
+    /// The shared HTTP client (pooled, with the configured timeouts).
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
     }
 }

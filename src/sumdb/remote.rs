@@ -1,0 +1,83 @@
+//! Reaching a checksum database: at its configured URL, through the first upstream
+//! proxy that serves it (`<upstream>/sumdb/<name>/supported` answers 200), or
+//! directly at `https://<name>`. Traffic goes through the shared upstream client,
+//! so timeouts, retries and outbound settings apply as to any other request.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::Mutex;
+use url::Url;
+
+use crate::config::redact_url;
+use crate::upstream::{UrlError, Upstreams};
+
+/// Lookups, notes and tiles are small; anything larger is not a checksum database.
+const MAX_BODY: u64 = 1 << 20;
+
+pub struct Remote {
+    name: String,
+    url: Option<Url>,
+    upstreams: Arc<Upstreams>,
+    discovered: Mutex<Option<Url>>,
+}
+
+impl Remote {
+    pub fn new(name: String, url: Option<Url>, upstreams: Arc<Upstreams>) -> Self {
+        Remote { name, url, upstreams, discovered: Mutex::new(None) }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The base URL, found once and remembered.
+    pub async fn base_url(&self) -> Url {
+        if let Some(url) = &self.url {
+            return url.clone();
+        }
+        let mut discovered = self.discovered.lock().await;
+        if let Some(url) = &*discovered {
+            return url.clone();
+        }
+        let supported = format!("sumdb/{}/supported", self.name);
+        let mut found = None;
+        for upstream in self.upstreams.bases() {
+            let probe = upstream.join(&supported);
+            match self.upstreams.fetch_url(&probe, &upstream.display, &|_response| async { Ok(()) }).await {
+                Ok(_) => {
+                    found = Some(upstream.join(&format!("sumdb/{}", self.name)));
+                    break;
+                }
+                Err(e) => {
+                    tracing::debug!(upstream = %upstream.display, sumdb = %self.name, error = %e, "upstream does not serve the checksum database")
+                }
+            }
+        }
+        // The name was checked to be a host with an optional path when it was configured.
+        let url = found.or_else(|| Url::parse(&format!("https://{}", self.name)).ok());
+        let Some(url) = url else {
+            return self.upstreams.bases()[0].url.clone();
+        };
+        tracing::info!(sumdb = %self.name, url = %redact_url(&url), "checksum database is reached here");
+        *discovered = Some(url.clone());
+        url
+    }
+
+    /// GETs `path` (e.g. `lookup/rsc.io/quote@v1.5.2` or `tile/8/0/000`) below the base URL.
+    pub async fn get(&self, path: &str) -> Result<Bytes, UrlError> {
+        let base = self.base_url().await;
+        let mut url = base.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.pop_if_empty();
+            for seg in path.split('/') {
+                segments.push(seg);
+            }
+        }
+        let label = redact_url(&base);
+        self.upstreams
+            .fetch_url(&url, &label, &|response| crate::upstream::read_limited(response, MAX_BODY))
+            .await
+            .map(|(body, _)| body)
+    }
+}
