@@ -141,14 +141,26 @@ fn checksum_databases(
     let sumdb = match &settings.gosumdb {
         GoSumDb::Off => None,
         GoSumDb::On(spec) => {
-            let remote = Arc::new(Remote::new(spec.name.clone(), spec.url.clone(), Arc::clone(upstreams)));
+            let remote = Arc::new(Remote::new(
+                spec.name.clone(),
+                spec.url.clone(),
+                Arc::clone(upstreams),
+            ));
             remotes.push(Arc::clone(&remote));
-            Some(Arc::new(SumDb::new(spec.clone(), remote, Arc::clone(storage))))
+            Some(Arc::new(SumDb::new(
+                (**spec).clone(),
+                remote,
+                Arc::clone(storage),
+            )))
         }
     };
     for extra in &settings.proxied_sumdbs {
         if !remotes.iter().any(|r| r.name() == extra.name) {
-            remotes.push(Arc::new(Remote::new(extra.name.clone(), extra.url.clone(), Arc::clone(upstreams))));
+            remotes.push(Arc::new(Remote::new(
+                extra.name.clone(),
+                extra.url.clone(),
+                Arc::clone(upstreams),
+            )));
         }
     }
     let private = vec![settings.goprivate.clone(), settings.gonosumdb.clone()];

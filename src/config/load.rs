@@ -216,7 +216,8 @@ impl Builder {
                 return Ok(());
             }
             Raw::List(items) if key == Key::ProxiedSumdbs => {
-                self.settings.proxied_sumdbs = value::proxied_sumdbs(items.iter().map(String::as_str))?;
+                self.settings.proxied_sumdbs =
+                    value::proxied_sumdbs(items.iter().map(String::as_str))?;
                 return Ok(());
             }
             Raw::List(items) => {
@@ -351,6 +352,13 @@ pub(super) mod tests {
             Key::RetryAttempts => ["4", "5", "6"],
             Key::LogFormat => ["json", "text", "json"],
             Key::LogLevel => ["debug", "warn", "error"],
+            Key::Gosumdb => [
+                "off",
+                "sum.golang.google.cn",
+                "sum.golang.org https://sumdb.example",
+            ],
+            Key::Gonosumdb | Key::Goprivate => ["file.example", "env.example/x", "*.flag.example"],
+            Key::ProxiedSumdbs => ["file.example", "env.example", "flag.example"],
             _ => ["1s", "2s", "3s"],
         }
     }
@@ -549,7 +557,7 @@ pub(super) mod tests {
             (
                 "goproxy.yaml",
                 "upstream: https://x.example\n",
-                r#": unknown key "upstream" (expected one of: port, listen, cache_dir, upstreams, retry_attempts, retry_backoff, list_ttl, negative_ttl, log_format, log_level, shutdown_timeout, upstream_connect_timeout, upstream_header_timeout, upstream_idle_timeout, upstream_timeout)"#,
+                r#": unknown key "upstream" (expected one of: port, listen, cache_dir, upstreams, retry_attempts, retry_backoff, list_ttl, negative_ttl, log_format, log_level, shutdown_timeout, upstream_connect_timeout, upstream_header_timeout, upstream_idle_timeout, upstream_timeout, gosumdb, gonosumdb, goprivate, proxied_sumdbs)"#,
             ),
             (
                 "x.json",

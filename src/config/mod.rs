@@ -216,7 +216,8 @@ impl Default for Settings {
             upstream_header_timeout: Duration::from_secs(60),
             upstream_idle_timeout: Duration::from_secs(60),
             upstream_timeout: Duration::from_secs(30 * 60),
-            gosumdb: GoSumDb::parse(DEFAULT_GOSUMDB).expect("the built-in checksum database key is valid"),
+            gosumdb: GoSumDb::parse(DEFAULT_GOSUMDB)
+                .expect("the built-in checksum database key is valid"),
             gonosumdb: PrefixPatterns::default(),
             goprivate: PrefixPatterns::default(),
             proxied_sumdbs: Vec::new(),

@@ -59,11 +59,27 @@ pub fn render(loaded: &Loaded) -> String {
     ] {
         rows.push((key.name(), format_duration(duration), from(key)));
     }
-    rows.push((Key::Gosumdb.name(), s.gosumdb.to_string(), from(Key::Gosumdb)));
-    rows.push((Key::Gonosumdb.name(), s.gonosumdb.to_string(), from(Key::Gonosumdb)));
-    rows.push((Key::Goprivate.name(), s.goprivate.to_string(), from(Key::Goprivate)));
+    rows.push((
+        Key::Gosumdb.name(),
+        s.gosumdb.to_string(),
+        from(Key::Gosumdb),
+    ));
+    rows.push((
+        Key::Gonosumdb.name(),
+        s.gonosumdb.to_string(),
+        from(Key::Gonosumdb),
+    ));
+    rows.push((
+        Key::Goprivate.name(),
+        s.goprivate.to_string(),
+        from(Key::Goprivate),
+    ));
     let proxied: Vec<String> = s.proxied_sumdbs.iter().map(ToString::to_string).collect();
-    rows.push((Key::ProxiedSumdbs.name(), proxied.join(","), from(Key::ProxiedSumdbs)));
+    rows.push((
+        Key::ProxiedSumdbs.name(),
+        proxied.join(","),
+        from(Key::ProxiedSumdbs),
+    ));
 
     let key_width = rows.iter().map(|(key, _, _)| key.len()).max().unwrap_or(0);
     let value_width = rows
@@ -117,6 +133,10 @@ upstream_connect_timeout = 10s                        (default)
 upstream_header_timeout  = 1m                         (default)
 upstream_idle_timeout    = 1m                         (default)
 upstream_timeout         = 30m                        (default)
+gosumdb                  = sum.golang.org             (default)
+gonosumdb                =                            (default)
+goprivate                =                            (default)
+proxied_sumdbs           =                            (default)
 "
         );
     }

@@ -66,7 +66,9 @@ pub(super) fn expected(key: Key) -> &'static str {
         Key::Gonosumdb | Key::Goprivate => {
             "expected comma-separated module path patterns, e.g. *.corp.example.com,rsc.io/private"
         }
-        Key::ProxiedSumdbs => "expected comma-separated checksum database names, e.g. sum.golang.org",
+        Key::ProxiedSumdbs => {
+            "expected comma-separated checksum database names, e.g. sum.golang.org"
+        }
     }
 }
 
@@ -372,6 +374,38 @@ pub(super) fn redact_secrets(text: &str) -> String {
     out
 }
 
+pub(super) fn gosumdb(text: &str) -> Result<GoSumDb, Invalid> {
+    GoSumDb::parse(text).map_err(|reason| {
+        Invalid::new(
+            "checksum database",
+            text,
+            &format!("{reason}; {}", expected(Key::Gosumdb)),
+        )
+    })
+}
+
+pub(super) fn patterns<'a>(
+    key: Key,
+    items: impl IntoIterator<Item = &'a str>,
+) -> Result<PrefixPatterns, Invalid> {
+    PrefixPatterns::from_items(items)
+        .map_err(|reason| Invalid(format!("{reason} ({})", expected(key))))
+}
+
+pub(super) fn proxied_sumdbs<'a>(
+    items: impl IntoIterator<Item = &'a str>,
+) -> Result<Vec<ProxiedSumDb>, Invalid> {
+    items
+        .into_iter()
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            ProxiedSumDb::parse(item)
+                .map_err(|reason| Invalid(format!("{reason} ({})", expected(Key::ProxiedSumdbs))))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -591,21 +625,4 @@ mod tests {
             error.0
         );
     }
-}
-
-pub(super) fn gosumdb(text: &str) -> Result<GoSumDb, Invalid> {
-    GoSumDb::parse(text).map_err(|reason| Invalid::new("checksum database", text, &format!("{reason}; {}", expected(Key::Gosumdb))))
-}
-
-pub(super) fn patterns<'a>(key: Key, items: impl IntoIterator<Item = &'a str>) -> Result<PrefixPatterns, Invalid> {
-    PrefixPatterns::from_items(items).map_err(|reason| Invalid(format!("{reason} ({})", expected(key))))
-}
-
-pub(super) fn proxied_sumdbs<'a>(items: impl IntoIterator<Item = &'a str>) -> Result<Vec<ProxiedSumDb>, Invalid> {
-    items
-        .into_iter()
-        .map(str::trim)
-        .filter(|item| !item.is_empty())
-        .map(|item| ProxiedSumDb::parse(item).map_err(|reason| Invalid(format!("{reason} ({})", expected(Key::ProxiedSumdbs)))))
-        .collect()
 }

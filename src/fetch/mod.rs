@@ -11,10 +11,10 @@ use std::time::{Duration, SystemTime};
 
 use crate::cache::{ArtifactKey, ExpiringSet};
 use crate::config::Settings;
+use crate::flight::{Flights, Role};
 use crate::storage::{Object, Storage, StorageError};
 use crate::sumdb::client::{SumDb, SumDbError};
 use crate::upstream::{UpstreamError, Upstreams};
-use crate::flight::{Flights, Role};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -55,7 +55,11 @@ pub enum FetchError {
         "SECURITY ERROR: checksum mismatch for {name}\n\tdownloaded:        {got}\n\tchecksum database: {want}\n\
          The upstream served content the checksum database does not vouch for; nothing was cached."
     )]
-    Security { name: String, got: String, want: String },
+    Security {
+        name: String,
+        got: String,
+        want: String,
+    },
 }
 
 /// How a response was produced, for logs and the `X-Goproxy-Cache` header.
@@ -128,7 +132,9 @@ impl Fetcher {
     /// the upstreams otherwise.
     pub async fn resolve(self: &Arc<Self>, key: &ArtifactKey) -> Result<Resolved, FetchError> {
         if self.settings.goprivate.matches(key.module.as_str()) {
-            return Err(FetchError::Private { name: key.display_name() });
+            return Err(FetchError::Private {
+                name: key.display_name(),
+            });
         }
         let skey = key.storage_key();
         let storage_err = |source| FetchError::Storage {
@@ -250,7 +256,10 @@ fn unshare(err: Arc<FetchError>, key: &ArtifactKey) -> FetchError {
             reason: reason.clone(),
         },
         FetchError::Private { .. } => FetchError::Private { name },
-        FetchError::Sumdb { source, .. } => FetchError::Sumdb { name, source: source.clone() },
+        FetchError::Sumdb { source, .. } => FetchError::Sumdb {
+            name,
+            source: source.clone(),
+        },
         FetchError::Security { got, want, .. } => FetchError::Security {
             name,
             got: got.clone(),

@@ -32,7 +32,10 @@ impl Fetcher {
         let expected = self.expected_hashes(key).await?;
         let mismatch: Mismatch = Mutex::new(None);
         let outcome = match &key.kind {
-            ArtifactKind::Zip(version) => self.fetch_zip(key, version, expected.as_deref(), &mismatch).await,
+            ArtifactKind::Zip(version) => {
+                self.fetch_zip(key, version, expected.as_deref(), &mismatch)
+                    .await
+            }
             _ => self.fetch_small(key, expected.as_deref(), &mismatch).await,
         };
         match outcome {
@@ -48,7 +51,10 @@ impl Fetcher {
                 let (got, want) = mismatch.into_inner().ok().flatten().unwrap_or_default();
                 Err(FetchError::Security { name, got, want })
             }
-            Err(FetchError::Upstream { source: source @ UpstreamError::NotFound { .. }, .. }) => {
+            Err(FetchError::Upstream {
+                source: source @ UpstreamError::NotFound { .. },
+                ..
+            }) => {
                 // Only "not found everywhere" is remembered; a mix with failures
                 // may turn out differently on the next try.
                 if source.all_not_found() {
@@ -56,9 +62,10 @@ impl Fetcher {
                 }
                 Err(FetchError::NotFound { name, source })
             }
-            Err(FetchError::Upstream { source: UpstreamError::Local(reason), .. }) => {
-                Err(FetchError::Internal { name, reason })
-            }
+            Err(FetchError::Upstream {
+                source: UpstreamError::Local(reason),
+                ..
+            }) => Err(FetchError::Internal { name, reason }),
             Err(e) => Err(e),
         }
     }
@@ -66,12 +73,17 @@ impl Fetcher {
     /// The hashes the checksum database records for a `.mod` or `.zip`, or None
     /// when it is not consulted (off, GONOSUMDB, GOPRIVATE: such names never
     /// reach it).
-    async fn expected_hashes(&self, key: &ArtifactKey) -> Result<Option<Arc<ModuleHashes>>, FetchError> {
+    async fn expected_hashes(
+        &self,
+        key: &ArtifactKey,
+    ) -> Result<Option<Arc<ModuleHashes>>, FetchError> {
         let version = match &key.kind {
             ArtifactKind::Mod(v) | ArtifactKind::Zip(v) => v,
             _ => return Ok(None),
         };
-        let Some(sumdb) = &self.sumdb else { return Ok(None) };
+        let Some(sumdb) = &self.sumdb else {
+            return Ok(None);
+        };
         let module = key.module.as_str();
         if self.settings.gonosumdb.matches(module) || self.settings.goprivate.matches(module) {
             return Ok(None);
@@ -80,7 +92,10 @@ impl Fetcher {
             .lookup(&key.module, version)
             .await
             .map(Some)
-            .map_err(|source| FetchError::Sumdb { name: key.display_name(), source })
+            .map_err(|source| FetchError::Sumdb {
+                name: key.display_name(),
+                source,
+            })
     }
 
     /// Sidecar metadata, and for zips the Go module cache's `.ziphash`, so the
@@ -93,13 +108,22 @@ impl Fetcher {
             writes.push((format!("{path}hash"), Bytes::from(format!("{h1}\n"))));
         }
         for (meta_key, data) in writes {
-            if let Err(e) = self.storage.put_bytes(&meta_key, data, PutMode::Overwrite).await {
+            if let Err(e) = self
+                .storage
+                .put_bytes(&meta_key, data, PutMode::Overwrite)
+                .await
+            {
                 tracing::warn!(artifact = %key.display_name(), error = %e, "could not write metadata");
             }
         }
     }
 
-    async fn fetch_small(&self, key: &ArtifactKey, expected: Option<&ModuleHashes>, mismatch: &Mismatch) -> Result<Sidecar, FetchError> {
+    async fn fetch_small(
+        &self,
+        key: &ArtifactKey,
+        expected: Option<&ModuleHashes>,
+        mismatch: &Mismatch,
+    ) -> Result<Sidecar, FetchError> {
         let name = key.display_name();
         let limit = match key.kind {
             ArtifactKind::List => validate::MAX_LIST,
@@ -109,7 +133,9 @@ impl Fetcher {
         let check = |body: &[u8]| -> Result<(), String> {
             match &key.kind {
                 ArtifactKind::List => validate::list(body),
-                ArtifactKind::Latest | ArtifactKind::Info(RequestedVersion::Query(_)) => validate::info(body, None),
+                ArtifactKind::Latest | ArtifactKind::Info(RequestedVersion::Query(_)) => {
+                    validate::info(body, None)
+                }
                 ArtifactKind::Info(RequestedVersion::Canonical(v)) => validate::info(body, Some(v)),
                 ArtifactKind::Mod(_) => {
                     validate::go_mod(body, &key.module)?;
@@ -129,7 +155,10 @@ impl Fetcher {
                 Ok(body)
             })
             .await
-            .map_err(|source| FetchError::Upstream { name: name.clone(), source })?;
+            .map_err(|source| FetchError::Upstream {
+                name: name.clone(),
+                source,
+            })?;
         let sidecar = Sidecar {
             fetched_at: unix_now(),
             upstream: fetched.upstream,
@@ -138,7 +167,11 @@ impl Fetcher {
             size: fetched.value.len() as u64,
             h1: expected.map(|e| e.go_mod.clone()),
         };
-        let mode = if key.is_immutable() { PutMode::IfAbsent } else { PutMode::Overwrite };
+        let mode = if key.is_immutable() {
+            PutMode::IfAbsent
+        } else {
+            PutMode::Overwrite
+        };
         self.storage
             .put_bytes(&key.storage_key(), fetched.value, mode)
             .await
@@ -171,7 +204,9 @@ impl Fetcher {
                         let file = match slot.take() {
                             Some(file) => file,
                             None => self.storage.stage(&key.storage_key()).await.map_err(|e| {
-                                BodyError::Local(format!("cannot create a temp file in the cache: {e}"))
+                                BodyError::Local(format!(
+                                    "cannot create a temp file in the cache: {e}"
+                                ))
                             })?,
                         };
                         let path = file.path().to_owned();
@@ -180,15 +215,19 @@ impl Fetcher {
                     };
                     let (size, sha256) = stream_to_file(response, &path, MAX_ZIP_FILE).await?;
                     // Validation and hashing read the whole zip: off the async threads.
-                    let checked = tokio::task::spawn_blocking(move || -> Result<Option<String>, String> {
-                        gomod::zip::check_zip(&module, &version, &path).map_err(|e| e.to_string())?;
-                        match want {
-                            Some(_) => dirhash::hash_zip(&path).map(Some).map_err(|e| e.to_string()),
-                            None => Ok(None),
-                        }
-                    })
-                    .await
-                    .map_err(|e| BodyError::Local(format!("zip check task failed: {e}")))?;
+                    let checked =
+                        tokio::task::spawn_blocking(move || -> Result<Option<String>, String> {
+                            gomod::zip::check_zip(&module, &version, &path)
+                                .map_err(|e| e.to_string())?;
+                            match want {
+                                Some(_) => dirhash::hash_zip(&path)
+                                    .map(Some)
+                                    .map_err(|e| e.to_string()),
+                                None => Ok(None),
+                            }
+                        })
+                        .await
+                        .map_err(|e| BodyError::Local(format!("zip check task failed: {e}")))?;
                     let got = checked.map_err(BodyError::Invalid)?;
                     if let (Some(got), Some(want)) = (got, &expected) {
                         compare(got, &want.zip, mismatch).map_err(BodyError::Invalid)?;
@@ -197,16 +236,32 @@ impl Fetcher {
                 }
             })
             .await
-            .map_err(|source| FetchError::Upstream { name: name.clone(), source })?;
+            .map_err(|source| FetchError::Upstream {
+                name: name.clone(),
+                source,
+            })?;
         let Some(staged) = staged.into_inner() else {
-            return Err(FetchError::Internal { name, reason: "the download left no temp file".to_owned() });
+            return Err(FetchError::Internal {
+                name,
+                reason: "the download left no temp file".to_owned(),
+            });
         };
         let (size, sha256) = fetched.value;
         self.storage
             .commit(staged, PutMode::IfAbsent)
             .await
-            .map_err(|source| FetchError::Storage { name: name.clone(), source })?;
-        Ok(Sidecar { fetched_at: unix_now(), upstream: fetched.upstream, etag: fetched.etag, sha256, size, h1: want })
+            .map_err(|source| FetchError::Storage {
+                name: name.clone(),
+                source,
+            })?;
+        Ok(Sidecar {
+            fetched_at: unix_now(),
+            upstream: fetched.upstream,
+            etag: fetched.etag,
+            sha256,
+            size,
+            h1: want,
+        })
     }
 }
 
@@ -216,7 +271,11 @@ fn compare(got: String, want: &str, mismatch: &Mismatch) -> Result<(), String> {
     if got == want {
         return Ok(());
     }
-    tracing::error!(got, want, "SECURITY ERROR: checksum mismatch with the checksum database");
+    tracing::error!(
+        got,
+        want,
+        "SECURITY ERROR: checksum mismatch with the checksum database"
+    );
     let reason = format!("checksum mismatch: downloaded {got}, checksum database {want}");
     if let Ok(mut slot) = mismatch.lock() {
         *slot = Some((got, want.to_owned()));

@@ -118,11 +118,18 @@ async fn sumdb(state: &AppState, rest: &str, head: bool) -> Response {
     match state.sumdb_proxy.handle(rest).await {
         Ok(answer) => {
             let length = answer.body.len();
-            let body = if head { axum::body::Body::empty() } else { axum::body::Body::from(answer.body) };
+            let body = if head {
+                axum::body::Body::empty()
+            } else {
+                axum::body::Body::from(answer.body)
+            };
             let mut response = Response::new(body);
             let headers = response.headers_mut();
             headers.insert(CONTENT_TYPE, HeaderValue::from_static(answer.content_type));
-            headers.insert(CACHE_CONTROL, HeaderValue::from_static(answer.cache_control));
+            headers.insert(
+                CACHE_CONTROL,
+                HeaderValue::from_static(answer.cache_control),
+            );
             headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
             response
         }

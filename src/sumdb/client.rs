@@ -10,14 +10,13 @@ use bytes::Bytes;
 use tokio::sync::Mutex;
 
 use super::config::SumDbSpec;
-use super::remote::Remote;
 use super::note::{self, TreeHead, Verifier};
+use super::remote::Remote;
 use super::tlog::{ConsistencyCheck, RecordCheck, Tile, Tree};
 use crate::flight::Flights;
 use crate::gomod::{ModulePath, Version};
 use crate::storage::{PutMode, Storage};
 use crate::upstream::UrlError;
-
 
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum SumDbError {
@@ -56,7 +55,14 @@ pub struct SumDb {
 impl SumDb {
     pub fn new(spec: SumDbSpec, remote: Arc<Remote>, storage: Arc<dyn Storage>) -> Self {
         let verifier = spec.verifier.clone();
-        SumDb { spec, verifier, remote, storage, trusted: Mutex::new(()), lookups: Flights::default() }
+        SumDb {
+            spec,
+            verifier,
+            remote,
+            storage,
+            trusted: Mutex::new(()),
+            lookups: Flights::default(),
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -64,11 +70,17 @@ impl SumDb {
     }
 
     fn unreachable(&self, reason: impl Into<String>) -> SumDbError {
-        SumDbError::Unreachable { name: self.spec.name.clone(), reason: reason.into() }
+        SumDbError::Unreachable {
+            name: self.spec.name.clone(),
+            reason: reason.into(),
+        }
     }
 
     fn malformed(&self, reason: impl Into<String>) -> SumDbError {
-        SumDbError::Malformed { name: self.spec.name.clone(), reason: reason.into() }
+        SumDbError::Malformed {
+            name: self.spec.name.clone(),
+            reason: reason.into(),
+        }
     }
 
     /// Where the database is reached, and a way to fetch from it.
@@ -77,20 +89,30 @@ impl SumDb {
     }
 
     /// The verified go.sum hashes of `module@version`.
-    pub async fn lookup(self: &Arc<Self>, module: &ModulePath, version: &Version) -> Result<Arc<ModuleHashes>, SumDbError> {
+    pub async fn lookup(
+        self: &Arc<Self>,
+        module: &ModulePath,
+        version: &Version,
+    ) -> Result<Arc<ModuleHashes>, SumDbError> {
         let this = Arc::clone(self);
         let (module, version) = (module.clone(), version.clone());
         let key = format!("{}@{}", module.escaped(), version.escaped());
         let (result, _) = self
             .lookups
-            .run(key, move || async move { this.lookup_uncached(&module, &version).await.map(Arc::new) }, || {
-                SumDbError::Security("the checksum database lookup task panicked".to_owned())
-            })
+            .run(
+                key,
+                move || async move { this.lookup_uncached(&module, &version).await.map(Arc::new) },
+                || SumDbError::Security("the checksum database lookup task panicked".to_owned()),
+            )
             .await;
         result.map_err(|e| (*e).clone())
     }
 
-    async fn lookup_uncached(&self, module: &ModulePath, version: &Version) -> Result<ModuleHashes, SumDbError> {
+    async fn lookup_uncached(
+        &self,
+        module: &ModulePath,
+        version: &Version,
+    ) -> Result<ModuleHashes, SumDbError> {
         let path = format!("lookup/{}@{}", module.escaped(), version.escaped());
         let cache_key = format!("sumdb/{}/{path}", self.spec.name);
         let cached = self.read_cached(&cache_key).await;
@@ -99,16 +121,23 @@ impl SumDb {
             None => match self.remote.get(&path).await {
                 Ok(body) => body,
                 Err(UrlError::NotFound(_)) => {
-                    return Err(SumDbError::NotFound { name: self.spec.name.clone(), module: format!("{module}@{version}") });
+                    return Err(SumDbError::NotFound {
+                        name: self.spec.name.clone(),
+                        module: format!("{module}@{version}"),
+                    });
                 }
-                Err(UrlError::Failed(reason)) => return Err(self.unreachable(reason)),
+                Err(e) => return Err(self.unreachable(e.to_string())),
             },
         };
         let (id, record, signed) = split_lookup(&body).map_err(|e| self.malformed(e))?;
         let head = self.open_tree(signed)?;
         self.check_and_advance(&head, signed).await?;
         self.prove_record(&head, id, record).await?;
-        if let Err(e) = self.storage.put_bytes(&cache_key, body.clone(), PutMode::IfAbsent).await {
+        if let Err(e) = self
+            .storage
+            .put_bytes(&cache_key, body.clone(), PutMode::IfAbsent)
+            .await
+        {
             tracing::warn!(error = %e, "could not cache a checksum database lookup");
         }
         hashes_for(record, module, version).map_err(|e| self.malformed(e))
@@ -141,23 +170,38 @@ impl SumDb {
                 self.check_consistency(head, old).await?;
                 false
             }
-            Some(old) if old.hash != head.hash => return Err(self.fork(old, head, "same size, different root")),
+            Some(old) if old.hash != head.hash => {
+                return Err(self.fork(old, head, "same size, different root"));
+            }
             Some(_) => false,
         };
-        if advance && let Err(e) = self.storage.put_bytes(&key, Bytes::copy_from_slice(signed), PutMode::Overwrite).await {
+        if advance
+            && let Err(e) = self
+                .storage
+                .put_bytes(&key, Bytes::copy_from_slice(signed), PutMode::Overwrite)
+                .await
+        {
             tracing::warn!(error = %e, "could not persist the trusted checksum database tree head");
         }
         Ok(())
     }
 
-    async fn check_consistency(&self, older: &TreeHead, newer: &TreeHead) -> Result<(), SumDbError> {
+    async fn check_consistency(
+        &self,
+        older: &TreeHead,
+        newer: &TreeHead,
+    ) -> Result<(), SumDbError> {
         let check = ConsistencyCheck::new(tree(older), tree(newer), TILE_HEIGHT)
             .map_err(|e| self.malformed(format!("consistency check: {e}")))?;
         let data = self.read_tiles(check.tiles()).await?;
         match check.verify(&data) {
             Ok(()) => self.cache_tiles(check.tiles(), &data).await,
             Err(e) => {
-                let (old, new) = if older.size <= newer.size { (older, newer) } else { (newer, older) };
+                let (old, new) = if older.size <= newer.size {
+                    (older, newer)
+                } else {
+                    (newer, older)
+                };
                 Err(self.fork(old, new, &e.to_string()))
             }
         }
@@ -174,12 +218,19 @@ impl SumDb {
         SumDbError::Security(format!(
             "checksum database {} is inconsistent: tree of size {} does not extend tree of size {} ({why}); \
              refusing to trust it",
-            self.spec.name, received.size.max(trusted.size), received.size.min(trusted.size)
+            self.spec.name,
+            received.size.max(trusted.size),
+            received.size.min(trusted.size)
         ))
     }
 
     /// Proves that record `id` with text `record` is in the tree `head`.
-    async fn prove_record(&self, head: &TreeHead, id: u64, record: &[u8]) -> Result<(), SumDbError> {
+    async fn prove_record(
+        &self,
+        head: &TreeHead,
+        id: u64,
+        record: &[u8],
+    ) -> Result<(), SumDbError> {
         let check = RecordCheck::new(tree(head), TILE_HEIGHT, id, record)
             .map_err(|e| self.malformed(format!("record proof: {e}")))?;
         let data = self.read_tiles(check.tiles()).await?;
@@ -196,15 +247,25 @@ impl SumDb {
         let mut out = Vec::with_capacity(tiles.len());
         for tile in tiles {
             let path = tile.path();
-            if let Some(bytes) = self.read_cached(&format!("sumdb/{}/{path}", self.spec.name)).await {
+            if let Some(bytes) = self
+                .read_cached(&format!("sumdb/{}/{path}", self.spec.name))
+                .await
+            {
                 out.push(bytes);
                 continue;
             }
             let bytes = match self.remote.get(&path).await {
                 Ok(bytes) => bytes,
                 Err(UrlError::NotFound(_)) if !tile.is_full() => {
-                    let full = Tile { w: 1 << tile.h, ..*tile };
-                    let bytes = self.remote.get(&full.path()).await.map_err(|e| self.unreachable(e.to_string()))?;
+                    let full = Tile {
+                        w: 1 << tile.h,
+                        ..*tile
+                    };
+                    let bytes = self
+                        .remote
+                        .get(&full.path())
+                        .await
+                        .map_err(|e| self.unreachable(e.to_string()))?;
                     let want = tile.w as usize * 32;
                     if bytes.len() < want {
                         return Err(self.malformed(format!("tile {} is too short", full.path())));
@@ -222,7 +283,11 @@ impl SumDb {
     async fn cache_tiles(&self, tiles: &[Tile], data: &[Bytes]) -> Result<(), SumDbError> {
         for (tile, bytes) in tiles.iter().zip(data) {
             let key = format!("sumdb/{}/{}", self.spec.name, tile.path());
-            if let Err(e) = self.storage.put_bytes(&key, bytes.clone(), PutMode::IfAbsent).await {
+            if let Err(e) = self
+                .storage
+                .put_bytes(&key, bytes.clone(), PutMode::IfAbsent)
+                .await
+            {
                 tracing::warn!(error = %e, "could not cache a checksum database tile");
             }
         }
@@ -230,9 +295,14 @@ impl SumDb {
     }
 
     fn open_tree(&self, signed: &[u8]) -> Result<TreeHead, SumDbError> {
-        let opened = note::open(signed, std::slice::from_ref(&self.verifier))
-            .map_err(|e| SumDbError::Security(format!("checksum database {}: tree head signature check failed: {e}", self.spec.name)))?;
-        TreeHead::parse_note_text(&opened.text).map_err(|e| self.malformed(format!("tree head: {e}")))
+        let opened = note::open(signed, std::slice::from_ref(&self.verifier)).map_err(|e| {
+            SumDbError::Security(format!(
+                "checksum database {}: tree head signature check failed: {e}",
+                self.spec.name
+            ))
+        })?;
+        TreeHead::parse_note_text(&opened.text)
+            .map_err(|e| self.malformed(format!("tree head: {e}")))
     }
 }
 
@@ -240,22 +310,41 @@ impl SumDb {
 const TILE_HEIGHT: u8 = 8;
 
 fn tree(head: &TreeHead) -> Tree {
-    Tree { n: head.size, hash: head.hash }
+    Tree {
+        n: head.size,
+        hash: head.hash,
+    }
 }
 
 /// Splits a lookup response: `<id>\n<record lines>\n<signed tree note>`.
 fn split_lookup(body: &[u8]) -> Result<(u64, &[u8], &[u8]), String> {
-    let newline = body.iter().position(|&b| b == b'\n').ok_or("no record id line")?;
+    let newline = body
+        .iter()
+        .position(|&b| b == b'\n')
+        .ok_or("no record id line")?;
     let id_text = std::str::from_utf8(&body[..newline]).map_err(|_| "record id is not UTF-8")?;
-    let canonical = !id_text.is_empty() && id_text.bytes().all(|b| b.is_ascii_digit()) && (id_text == "0" || !id_text.starts_with('0'));
-    let id: u64 = id_text.parse().ok().filter(|_| canonical).ok_or_else(|| format!("invalid record id {id_text:?}"))?;
+    let canonical = !id_text.is_empty()
+        && id_text.bytes().all(|b| b.is_ascii_digit())
+        && (id_text == "0" || !id_text.starts_with('0'));
+    let id: u64 = id_text
+        .parse()
+        .ok()
+        .filter(|_| canonical)
+        .ok_or_else(|| format!("invalid record id {id_text:?}"))?;
     let rest = &body[newline + 1..];
-    let blank = rest.windows(2).position(|w| w == b"\n\n").ok_or("no blank line after the record")?;
+    let blank = rest
+        .windows(2)
+        .position(|w| w == b"\n\n")
+        .ok_or("no blank line after the record")?;
     Ok((id, &rest[..blank + 1], &rest[blank + 2..]))
 }
 
 /// The zip and go.mod hashes of `module@version` in a record's go.sum lines.
-fn hashes_for(record: &[u8], module: &ModulePath, version: &Version) -> Result<ModuleHashes, String> {
+fn hashes_for(
+    record: &[u8],
+    module: &ModulePath,
+    version: &Version,
+) -> Result<ModuleHashes, String> {
     let text = std::str::from_utf8(record).map_err(|_| "record is not UTF-8")?;
     let go_mod_version = format!("{version}/go.mod");
     let (mut zip, mut go_mod) = (None, None);
@@ -273,6 +362,8 @@ fn hashes_for(record: &[u8], module: &ModulePath, version: &Version) -> Result<M
     }
     match (zip, go_mod) {
         (Some(zip), Some(go_mod)) => Ok(ModuleHashes { zip, go_mod }),
-        _ => Err(format!("the record for {module}@{version} lacks its hashes")),
+        _ => Err(format!(
+            "the record for {module}@{version} lacks its hashes"
+        )),
     }
 }

@@ -11,7 +11,7 @@ pub const DEFAULT_GOSUMDB: &str = "sum.golang.org";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum GoSumDb {
     Off,
-    On(SumDbSpec),
+    On(Box<SumDbSpec>),
 }
 
 /// A checksum database to verify against.
@@ -38,7 +38,12 @@ impl GoSumDb {
         let (key, url) = match fields.as_slice() {
             [key] => (*key, None),
             [key, url] => (*key, Some(*url)),
-            _ => return Err("expected off, a database name or key, optionally followed by one URL".to_owned()),
+            _ => {
+                return Err(
+                    "expected off, a database name or key, optionally followed by one URL"
+                        .to_owned(),
+                );
+            }
         };
         let (verifier_key, default_url) = match note::known_sumdb(key) {
             // The go command reaches sum.golang.org through proxies first, but the
@@ -51,12 +56,12 @@ impl GoSumDb {
             None => None,
             Some(u) => Some(parse_url(u)?),
         };
-        Ok(GoSumDb::On(SumDbSpec {
+        Ok(GoSumDb::On(Box::new(SumDbSpec {
             name: verifier.name().to_owned(),
             verifier,
             url,
             text: text.to_owned(),
-        }))
+        })))
     }
 }
 
@@ -72,10 +77,14 @@ impl std::fmt::Display for GoSumDb {
 fn parse_url(text: &str) -> Result<Url, String> {
     let url = Url::parse(text).map_err(|e| format!("invalid URL {text:?}: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(format!("invalid URL {text:?}: expected an absolute http or https URL"));
+        return Err(format!(
+            "invalid URL {text:?}: expected an absolute http or https URL"
+        ));
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(format!("invalid URL {text:?}: a query or fragment is not allowed"));
+        return Err(format!(
+            "invalid URL {text:?}: a query or fragment is not allowed"
+        ));
     }
     Ok(url)
 }
@@ -94,7 +103,11 @@ impl ProxiedSumDb {
         let (name, url) = match fields.as_slice() {
             [name] => (*name, None),
             [name, url] => (*name, Some(parse_url(url)?)),
-            _ => return Err(format!("{text:?}: expected a database name, optionally followed by a URL")),
+            _ => {
+                return Err(format!(
+                    "{text:?}: expected a database name, optionally followed by a URL"
+                ));
+            }
         };
         // The name becomes part of request and upstream URLs: same rules as Go's
         // (a host with an optional path, nothing that needs escaping).
@@ -103,12 +116,22 @@ impl ProxiedSumDb {
             && !name.ends_with('/')
             && !name.contains("//")
             && name.split('/').all(|seg| seg != "." && seg != "..")
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || "-._/".contains(c))
-            && name.split('/').next().is_some_and(|host| host.contains('.'));
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-._/".contains(c))
+            && name
+                .split('/')
+                .next()
+                .is_some_and(|host| host.contains('.'));
         if !valid {
-            return Err(format!("{name:?} is not a checksum database name (expected e.g. sum.golang.org)"));
+            return Err(format!(
+                "{name:?} is not a checksum database name (expected e.g. sum.golang.org)"
+            ));
         }
-        Ok(ProxiedSumDb { name: name.to_owned(), url })
+        Ok(ProxiedSumDb {
+            name: name.to_owned(),
+            url,
+        })
     }
 }
 

@@ -49,8 +49,17 @@ pub struct SumDbProxy {
 }
 
 impl SumDbProxy {
-    pub fn new(remotes: Vec<Arc<Remote>>, storage: Arc<dyn Storage>, private: Vec<PrefixPatterns>) -> Self {
-        SumDbProxy { remotes, storage, private, latest: Mutex::new(HashMap::new()) }
+    pub fn new(
+        remotes: Vec<Arc<Remote>>,
+        storage: Arc<dyn Storage>,
+        private: Vec<PrefixPatterns>,
+    ) -> Self {
+        SumDbProxy {
+            remotes,
+            storage,
+            private,
+            latest: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Serves `rest`, the request path after `/sumdb/`.
@@ -59,16 +68,26 @@ impl SumDbProxy {
         let remote = self
             .remotes
             .iter()
-            .filter(|r| rest.len() > r.name().len() && rest.starts_with(r.name()) && rest.as_bytes()[r.name().len()] == b'/')
+            .filter(|r| {
+                rest.len() > r.name().len()
+                    && rest.starts_with(r.name())
+                    && rest.as_bytes()[r.name().len()] == b'/'
+            })
             .max_by_key(|r| r.name().len())
-            .ok_or_else(|| SumDbProxyError::NotFound("this proxy does not serve that checksum database".to_owned()))?;
+            .ok_or_else(|| {
+                SumDbProxyError::NotFound(
+                    "this proxy does not serve that checksum database".to_owned(),
+                )
+            })?;
         let sub = &rest[remote.name().len() + 1..];
         match sub {
             "supported" => self.supported(remote).await,
             "latest" => self.latest(remote).await.map(|body| text(body, "no-cache")),
             _ if sub.starts_with("lookup/") => self.lookup(remote, sub).await,
             _ if sub.starts_with("tile/") => self.tile(remote, sub).await,
-            _ => Err(SumDbProxyError::NotFound(format!("unknown checksum database endpoint {sub:?}"))),
+            _ => Err(SumDbProxyError::NotFound(format!(
+                "unknown checksum database endpoint {sub:?}"
+            ))),
         }
     }
 
@@ -79,7 +98,10 @@ impl SumDbProxy {
         if self.latest(remote).await.is_ok() || self.has_cached(remote).await {
             return Ok(text(Bytes::new(), "no-cache"));
         }
-        Err(SumDbProxyError::NotFound(format!("checksum database {} is not reachable from this proxy", remote.name())))
+        Err(SumDbProxyError::NotFound(format!(
+            "checksum database {} is not reachable from this proxy",
+            remote.name()
+        )))
     }
 
     async fn has_cached(&self, remote: &Remote) -> bool {
@@ -105,13 +127,20 @@ impl SumDbProxy {
 
     async fn lookup(&self, remote: &Remote, sub: &str) -> Result<SumDbResponse, SumDbProxyError> {
         let target = &sub["lookup/".len()..];
-        let (escaped_path, escaped_version) =
-            target.rsplit_once('@').ok_or_else(|| SumDbProxyError::BadRequest(format!("malformed lookup {target:?}: expected <module>@<version>")))?;
-        let module = ModulePath::from_escaped(escaped_path).map_err(|e| SumDbProxyError::BadRequest(e.to_string()))?;
+        let (escaped_path, escaped_version) = target.rsplit_once('@').ok_or_else(|| {
+            SumDbProxyError::BadRequest(format!(
+                "malformed lookup {target:?}: expected <module>@<version>"
+            ))
+        })?;
+        let module = ModulePath::from_escaped(escaped_path)
+            .map_err(|e| SumDbProxyError::BadRequest(e.to_string()))?;
         match parse_escaped_version(&module, escaped_version) {
             Ok(RequestedVersion::Canonical(_)) => {}
             Ok(RequestedVersion::Query(q)) => {
-                return Err(SumDbProxyError::BadRequest(format!("{module}@{}: not a canonical version", q.as_str())));
+                return Err(SumDbProxyError::BadRequest(format!(
+                    "{module}@{}: not a canonical version",
+                    q.as_str()
+                )));
             }
             Err(e) => return Err(SumDbProxyError::BadRequest(e.to_string())),
         }
@@ -121,13 +150,20 @@ impl SumDbProxy {
                  set GONOSUMDB or GOPRIVATE for it on the client too"
             )));
         }
-        self.immutable(remote, sub).await.map(|body| text(body, "public, max-age=86400"))
+        self.immutable(remote, sub)
+            .await
+            .map(|body| text(body, "public, max-age=86400"))
     }
 
     async fn tile(&self, remote: &Remote, sub: &str) -> Result<SumDbResponse, SumDbProxyError> {
-        Tile::parse_path(sub).map_err(|e| SumDbProxyError::BadRequest(format!("invalid tile path {sub:?}: {e}")))?;
+        Tile::parse_path(sub)
+            .map_err(|e| SumDbProxyError::BadRequest(format!("invalid tile path {sub:?}: {e}")))?;
         let body = self.immutable(remote, sub).await?;
-        Ok(SumDbResponse { body, content_type: "application/octet-stream", cache_control: "public, max-age=86400" })
+        Ok(SumDbResponse {
+            body,
+            content_type: "application/octet-stream",
+            cache_control: "public, max-age=86400",
+        })
     }
 
     /// A cached copy, or the database's answer, cached for next time.
@@ -141,11 +177,18 @@ impl SumDbProxy {
         let body = match remote.get(sub).await {
             Ok(body) => body,
             Err(UrlError::NotFound(status)) => {
-                return Err(SumDbProxyError::NotFound(format!("checksum database {} answered {status} for {sub}", remote.name())));
+                return Err(SumDbProxyError::NotFound(format!(
+                    "checksum database {} answered {status} for {sub}",
+                    remote.name()
+                )));
             }
             Err(e) => return Err(unavailable(remote, e)),
         };
-        if let Err(e) = self.storage.put_bytes(&key, body.clone(), PutMode::IfAbsent).await {
+        if let Err(e) = self
+            .storage
+            .put_bytes(&key, body.clone(), PutMode::IfAbsent)
+            .await
+        {
             tracing::warn!(error = %e, "could not cache a checksum database answer");
         }
         Ok(body)
@@ -153,9 +196,16 @@ impl SumDbProxy {
 }
 
 fn text(body: Bytes, cache_control: &'static str) -> SumDbResponse {
-    SumDbResponse { body, content_type: "text/plain; charset=utf-8", cache_control }
+    SumDbResponse {
+        body,
+        content_type: "text/plain; charset=utf-8",
+        cache_control,
+    }
 }
 
 fn unavailable(remote: &Remote, e: UrlError) -> SumDbProxyError {
-    SumDbProxyError::Unavailable(format!("checksum database {} is unreachable: {e}", remote.name()))
+    SumDbProxyError::Unavailable(format!(
+        "checksum database {} is unreachable: {e}",
+        remote.name()
+    ))
 }

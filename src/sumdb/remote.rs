@@ -10,7 +10,7 @@ use tokio::sync::Mutex;
 use url::Url;
 
 use crate::config::redact_url;
-use crate::upstream::{UrlError, Upstreams};
+use crate::upstream::{Upstreams, UrlError};
 
 /// Lookups, notes and tiles are small; anything larger is not a checksum database.
 const MAX_BODY: u64 = 1 << 20;
@@ -24,7 +24,12 @@ pub struct Remote {
 
 impl Remote {
     pub fn new(name: String, url: Option<Url>, upstreams: Arc<Upstreams>) -> Self {
-        Remote { name, url, upstreams, discovered: Mutex::new(None) }
+        Remote {
+            name,
+            url,
+            upstreams,
+            discovered: Mutex::new(None),
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -44,7 +49,11 @@ impl Remote {
         let mut found = None;
         for upstream in self.upstreams.bases() {
             let probe = upstream.join(&supported);
-            match self.upstreams.fetch_url(&probe, &upstream.display, &|_response| async { Ok(()) }).await {
+            match self
+                .upstreams
+                .fetch_url(&probe, &upstream.display, &|_response| async { Ok(()) })
+                .await
+            {
                 Ok(_) => {
                     found = Some(upstream.join(&format!("sumdb/{}", self.name)));
                     break;
@@ -76,7 +85,9 @@ impl Remote {
         }
         let label = redact_url(&base);
         self.upstreams
-            .fetch_url(&url, &label, &|response| crate::upstream::read_limited(response, MAX_BODY))
+            .fetch_url(&url, &label, &|response| {
+                crate::upstream::read_limited(response, MAX_BODY)
+            })
             .await
             .map(|(body, _)| body)
     }

@@ -6,10 +6,7 @@ use futures_util::StreamExt;
 use super::{BodyError, describe_error};
 
 /// Reads a whole (small) body, refusing it as soon as it exceeds `limit`.
-pub async fn read_limited(
-    response: reqwest::Response,
-    limit: u64,
-) -> Result<Bytes, BodyError> {
+pub async fn read_limited(response: reqwest::Response, limit: u64) -> Result<Bytes, BodyError> {
     if response.content_length().is_some_and(|n| n > limit) {
         return Err(BodyError::Invalid(format!(
             "body larger than {limit} bytes"
@@ -28,4 +25,3 @@ pub async fn read_limited(
     }
     Ok(buf.freeze())
 }
-

@@ -8,8 +8,8 @@ mod client;
 mod error;
 
 pub use attempt::{BodyError, describe_reqwest_error as describe_error};
-pub use client::build_client;
 pub use body::read_limited;
+pub use client::build_client;
 pub use error::{UpstreamError, UpstreamFailure, UrlError};
 
 use std::future::Future;
@@ -163,7 +163,12 @@ impl Upstreams {
         let attempt = || async { attempt::run(&self.client, &self.settings, url, consume).await };
         let backoff = ExponentialBuilder::default()
             .with_min_delay(self.settings.retry_backoff)
-            .with_max_delay(self.settings.retry_backoff.saturating_mul(32).max(Duration::from_secs(1)))
+            .with_max_delay(
+                self.settings
+                    .retry_backoff
+                    .saturating_mul(32)
+                    .max(Duration::from_secs(1)),
+            )
             .with_max_times(self.settings.retry_attempts.saturating_sub(1) as usize)
             .with_jitter();
         attempt

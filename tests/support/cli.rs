@@ -116,7 +116,8 @@ pub fn run_to_exit(dir: &Path, args: &[&str], env: &[(&str, &str)], limit: Durat
     child.wait_with_output().expect("collect output")
 }
 
-/// A server on 127.0.0.1 with a free port, the given cache and upstream, fast retries.
+/// A server on 127.0.0.1 with a free port, the given cache and upstream, fast
+/// retries, and no checksum database (the fixtures are not in one).
 pub fn start_proxy(dir: &Path, cache: &Path, upstream: &str, extra: &[&str]) -> ProxyProcess {
     let mut args = vec![
         "--listen",
@@ -127,6 +128,8 @@ pub fn start_proxy(dir: &Path, cache: &Path, upstream: &str, extra: &[&str]) -> 
         upstream,
         "--retry-backoff",
         "10ms",
+        "--gosumdb",
+        "off",
     ];
     args.extend_from_slice(extra);
     ProxyProcess::spawn(dir, &args, &[])

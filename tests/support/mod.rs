@@ -46,6 +46,8 @@ pub fn test_settings(cache: &std::path::Path, upstreams: &[&str]) -> Settings {
         upstream_header_timeout: Duration::from_secs(5),
         upstream_idle_timeout: Duration::from_secs(5),
         upstream_timeout: Duration::from_secs(60),
+        // Tests of the checksum database turn it on with their own test database.
+        gosumdb: goproxy::sumdb::config::GoSumDb::Off,
         ..Settings::default()
     }
 }
