@@ -143,3 +143,88 @@ impl std::fmt::Display for ProxiedSumDb {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEST_KEY: &str =
+        "localhost.localdev/sumdb+00000c67+AcTrnkbUA+TU4heY3hkjiSES/DSQniBqIeQ/YppAUtK6";
+
+    fn spec(text: &str) -> SumDbSpec {
+        match GoSumDb::parse(text) {
+            Ok(GoSumDb::On(spec)) => *spec,
+            other => panic!("{text}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn gosumdb_forms() {
+        assert_eq!(GoSumDb::parse("off"), Ok(GoSumDb::Off));
+        let default = spec("sum.golang.org");
+        assert_eq!(default.name, "sum.golang.org");
+        assert_eq!(
+            default.url, None,
+            "reached through proxies first, like the go command"
+        );
+        let mirror = spec("sum.golang.google.cn");
+        assert_eq!(mirror.name, "sum.golang.org");
+        assert_eq!(
+            mirror.url.unwrap().as_str(),
+            "https://sum.golang.google.cn/"
+        );
+        let custom = spec(TEST_KEY);
+        assert_eq!(custom.name, "localhost.localdev/sumdb");
+        assert_eq!(custom.url, None);
+        let with_url = spec(&format!("{TEST_KEY} http://127.0.0.1:8080/sumdb"));
+        assert_eq!(
+            with_url.url.unwrap().as_str(),
+            "http://127.0.0.1:8080/sumdb"
+        );
+        assert_eq!(
+            spec("sum.golang.org https://mirror.example")
+                .url
+                .unwrap()
+                .host_str(),
+            Some("mirror.example")
+        );
+        assert_eq!(GoSumDb::parse(TEST_KEY).unwrap().to_string(), TEST_KEY);
+    }
+
+    #[test]
+    fn bad_gosumdb_values_are_refused() {
+        for bad in [
+            "",
+            "sum.example.org",
+            "localhost.localdev/sumdb+00000c68+AcTrnkbUA+TU4heY3hkjiSES/DSQniBqIeQ/YppAUtK6",
+            "sum.golang.org ftp://x.example",
+            "sum.golang.org https://x.example/?q=1",
+            "sum.golang.org https://a.example https://b.example",
+        ] {
+            assert!(GoSumDb::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn proxied_sumdb_names() {
+        assert_eq!(
+            ProxiedSumDb::parse("sum.golang.org").unwrap().name,
+            "sum.golang.org"
+        );
+        let with_url = ProxiedSumDb::parse("sum.example.com/db https://db.example").unwrap();
+        assert_eq!(with_url.name, "sum.example.com/db");
+        assert!(with_url.url.is_some());
+        for bad in [
+            "",
+            "nodot",
+            "a.example/../x",
+            "a.example//x",
+            "/a.example",
+            "a.example/",
+            "a b c",
+            "a.example?x",
+        ] {
+            assert!(ProxiedSumDb::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}

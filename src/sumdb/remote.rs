@@ -4,6 +4,7 @@
 //! so timeouts, retries and outbound settings apply as to any other request.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::Mutex;
@@ -19,8 +20,13 @@ pub struct Remote {
     name: String,
     url: Option<Url>,
     upstreams: Arc<Upstreams>,
-    discovered: Mutex<Option<Url>>,
+    /// The base URL found, and until when to keep using it (None: for good).
+    discovered: Mutex<Option<(Url, Option<Instant>)>>,
 }
+
+/// A direct-access fallback chosen while no upstream served the database is
+/// reconsidered after this long, so a recovered upstream is used again.
+const FALLBACK_RECHECK: Duration = Duration::from_secs(60);
 
 impl Remote {
     pub fn new(name: String, url: Option<Url>, upstreams: Arc<Upstreams>) -> Self {
@@ -37,13 +43,15 @@ impl Remote {
     }
 
     /// The base URL, found once and remembered.
-    pub async fn base_url(&self) -> Url {
+    pub async fn base_url(&self) -> Result<Url, UrlError> {
         if let Some(url) = &self.url {
-            return url.clone();
+            return Ok(url.clone());
         }
         let mut discovered = self.discovered.lock().await;
-        if let Some(url) = &*discovered {
-            return url.clone();
+        if let Some((url, until)) = &*discovered
+            && until.is_none_or(|t| Instant::now() < t)
+        {
+            return Ok(url.clone());
         }
         let supported = format!("sumdb/{}/supported", self.name);
         let mut found = None;
@@ -63,19 +71,26 @@ impl Remote {
                 }
             }
         }
-        // The name was checked to be a host with an optional path when it was configured.
-        let url = found.or_else(|| Url::parse(&format!("https://{}", self.name)).ok());
-        let Some(url) = url else {
-            return self.upstreams.bases()[0].url.clone();
+        let (url, until) = match found {
+            Some(url) => (url, None),
+            None => match Url::parse(&format!("https://{}", self.name)) {
+                Ok(url) => (url, Some(Instant::now() + FALLBACK_RECHECK)),
+                Err(e) => {
+                    return Err(UrlError::Failed(format!(
+                        "{:?} is not a host name: {e}",
+                        self.name
+                    )));
+                }
+            },
         };
         tracing::info!(sumdb = %self.name, url = %redact_url(&url), "checksum database is reached here");
-        *discovered = Some(url.clone());
-        url
+        *discovered = Some((url.clone(), until));
+        Ok(url)
     }
 
     /// GETs `path` (e.g. `lookup/rsc.io/quote@v1.5.2` or `tile/8/0/000`) below the base URL.
     pub async fn get(&self, path: &str) -> Result<Bytes, UrlError> {
-        let base = self.base_url().await;
+        let base = self.base_url().await?;
         let mut url = base.clone();
         if let Ok(mut segments) = url.path_segments_mut() {
             segments.pop_if_empty();
