@@ -348,15 +348,7 @@ async fn go_run(go: &GoEnv, dir: &Path, args: &[&str]) -> Output {
 
 /// Runs `go`, asserts success and returns its stdout.
 async fn go_ok(go: &GoEnv, dir: &Path, args: &[&str]) -> String {
-    let out = go_run(go, dir, args).await;
-    assert!(
-        out.status.success(),
-        "go {args:?} failed: {}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    support::go::expect_success(args, go_run(go, dir, args).await)
 }
 
 /// A fresh `example.com/scratch` module inside the go environment.

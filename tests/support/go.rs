@@ -80,14 +80,18 @@ impl GoEnv {
 
     /// Runs and asserts success, returning stdout.
     pub fn run_ok(&self, dir: &Path, args: &[&str]) -> String {
-        let out = self.run(dir, args);
-        assert!(
-            out.status.success(),
-            "go {args:?} failed: {}\nstdout: {}\nstderr: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        expect_success(args, self.run(dir, args))
     }
+}
+
+/// Asserts that a `go` run succeeded (showing its output if not) and returns stdout.
+pub fn expect_success(args: &[&str], out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "go {args:?} failed: {}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
