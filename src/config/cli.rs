@@ -118,6 +118,20 @@ pub struct CliArgs {
     /// comma-separated names (each optionally "name url"). [env: PROXIED_SUMDBS]
     #[arg(long, value_name = "NAMES")]
     pub proxied_sumdbs: Option<String>,
+
+    /// Evict module versions not used for this long, e.g. 720h or 30d; 0s keeps
+    /// everything. [env: MAX_CACHE_AGE] [default: 0s]
+    #[arg(long, value_name = "DURATION")]
+    pub max_cache_age: Option<String>,
+
+    /// Evict the least recently used module versions until the cache fits, e.g.
+    /// 50GiB; 0 means no limit. [env: MAX_CACHE_SIZE] [default: no limit]
+    #[arg(long, value_name = "SIZE")]
+    pub max_cache_size: Option<String>,
+
+    /// How often eviction runs. [env: CLEANUP_INTERVAL] [default: 24h]
+    #[arg(long, value_name = "DURATION")]
+    pub cleanup_interval: Option<String>,
 }
 
 impl CliArgs {
@@ -143,6 +157,9 @@ impl CliArgs {
             Key::Gonosumdb => &self.gonosumdb,
             Key::Goprivate => &self.goprivate,
             Key::ProxiedSumdbs => &self.proxied_sumdbs,
+            Key::MaxCacheAge => &self.max_cache_age,
+            Key::MaxCacheSize => &self.max_cache_size,
+            Key::CleanupInterval => &self.cleanup_interval,
         }
         .clone()
     }

@@ -248,6 +248,9 @@ impl Builder {
                 self.set_patterns(key, patterns);
             }
             Key::ProxiedSumdbs => s.proxied_sumdbs = value::proxied_sumdbs(text.split(','))?,
+            Key::MaxCacheAge => s.max_cache_age = value::duration(&text)?,
+            Key::MaxCacheSize => s.max_cache_size = value::size(&text)?,
+            Key::CleanupInterval => s.cleanup_interval = value::timeout(&text)?,
         }
         Ok(())
     }
@@ -359,6 +362,7 @@ pub(super) mod tests {
             ],
             Key::Gonosumdb | Key::Goprivate => ["file.example", "env.example/x", "*.flag.example"],
             Key::ProxiedSumdbs => ["file.example", "env.example", "flag.example"],
+            Key::MaxCacheSize => ["1GiB", "2GiB", "3GiB"],
             _ => ["1s", "2s", "3s"],
         }
     }
@@ -557,7 +561,7 @@ pub(super) mod tests {
             (
                 "goproxy.yaml",
                 "upstream: https://x.example\n",
-                r#": unknown key "upstream" (expected one of: port, listen, cache_dir, upstreams, retry_attempts, retry_backoff, list_ttl, negative_ttl, log_format, log_level, shutdown_timeout, upstream_connect_timeout, upstream_header_timeout, upstream_idle_timeout, upstream_timeout, gosumdb, gonosumdb, goprivate, proxied_sumdbs)"#,
+                r#": unknown key "upstream" (expected one of: port, listen, cache_dir, upstreams, retry_attempts, retry_backoff, list_ttl, negative_ttl, log_format, log_level, shutdown_timeout, upstream_connect_timeout, upstream_header_timeout, upstream_idle_timeout, upstream_timeout, gosumdb, gonosumdb, goprivate, proxied_sumdbs, max_cache_age, max_cache_size, cleanup_interval)"#,
             ),
             (
                 "x.json",

@@ -69,11 +69,14 @@ pub enum Key {
     Gonosumdb,
     Goprivate,
     ProxiedSumdbs,
+    MaxCacheAge,
+    MaxCacheSize,
+    CleanupInterval,
 }
 
 impl Key {
     /// Every key, in the order `config show` and error messages list them.
-    pub const ALL: [Key; 19] = [
+    pub const ALL: [Key; 22] = [
         Key::Port,
         Key::Listen,
         Key::CacheDir,
@@ -93,6 +96,9 @@ impl Key {
         Key::Gonosumdb,
         Key::Goprivate,
         Key::ProxiedSumdbs,
+        Key::MaxCacheAge,
+        Key::MaxCacheSize,
+        Key::CleanupInterval,
     ];
 
     /// (config file key, environment variable, long flag without dashes).
@@ -130,6 +136,9 @@ impl Key {
             Key::Gonosumdb => ("gonosumdb", "GONOSUMDB", "gonosumdb"),
             Key::Goprivate => ("goprivate", "GOPRIVATE", "goprivate"),
             Key::ProxiedSumdbs => ("proxied_sumdbs", "PROXIED_SUMDBS", "proxied-sumdbs"),
+            Key::MaxCacheAge => ("max_cache_age", "MAX_CACHE_AGE", "max-cache-age"),
+            Key::MaxCacheSize => ("max_cache_size", "MAX_CACHE_SIZE", "max-cache-size"),
+            Key::CleanupInterval => ("cleanup_interval", "CLEANUP_INTERVAL", "cleanup-interval"),
         }
     }
 
@@ -195,6 +204,12 @@ pub struct Settings {
     pub goprivate: PrefixPatterns,
     /// Further checksum databases served under `/sumdb/<name>/` for clients.
     pub proxied_sumdbs: Vec<ProxiedSumDb>,
+    /// Module versions unused for longer are evicted (zero: kept forever).
+    pub max_cache_age: Duration,
+    /// Least recently used versions are evicted until the cache fits (None: no limit).
+    pub max_cache_size: Option<u64>,
+    /// How often eviction runs.
+    pub cleanup_interval: Duration,
 }
 
 impl Default for Settings {
@@ -221,6 +236,9 @@ impl Default for Settings {
             gonosumdb: PrefixPatterns::default(),
             goprivate: PrefixPatterns::default(),
             proxied_sumdbs: Vec::new(),
+            max_cache_age: Duration::ZERO,
+            max_cache_size: None,
+            cleanup_interval: Duration::from_secs(24 * 60 * 60),
         }
     }
 }
@@ -247,6 +265,9 @@ impl fmt::Debug for Settings {
             .field("gonosumdb", &self.gonosumdb.to_string())
             .field("goprivate", &self.goprivate.to_string())
             .field("proxied_sumdbs", &self.proxied_sumdbs)
+            .field("max_cache_age", &self.max_cache_age)
+            .field("max_cache_size", &self.max_cache_size)
+            .field("cleanup_interval", &self.cleanup_interval)
             .finish()
     }
 }

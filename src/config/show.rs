@@ -2,7 +2,7 @@
 //! each came from. Keys are the config file's, so a line can be copied into
 //! a file; upstream credentials are shown as `***`.
 
-use super::value::{format_duration, redact_url};
+use super::value::{format_duration, format_size, redact_url};
 use super::{Key, Loaded, Source};
 
 pub fn render(loaded: &Loaded) -> String {
@@ -80,6 +80,21 @@ pub fn render(loaded: &Loaded) -> String {
         proxied.join(","),
         from(Key::ProxiedSumdbs),
     ));
+    rows.push((
+        Key::MaxCacheAge.name(),
+        format_duration(s.max_cache_age),
+        from(Key::MaxCacheAge),
+    ));
+    let max_size = s
+        .max_cache_size
+        .map(format_size)
+        .unwrap_or_else(|| "0 (no limit)".to_owned());
+    rows.push((Key::MaxCacheSize.name(), max_size, from(Key::MaxCacheSize)));
+    rows.push((
+        Key::CleanupInterval.name(),
+        format_duration(s.cleanup_interval),
+        from(Key::CleanupInterval),
+    ));
 
     let key_width = rows.iter().map(|(key, _, _)| key.len()).max().unwrap_or(0);
     let value_width = rows
@@ -137,6 +152,9 @@ gosumdb                  = sum.golang.org             (default)
 gonosumdb                =                            (default)
 goprivate                =                            (default)
 proxied_sumdbs           =                            (default)
+max_cache_age            = 0s                         (default)
+max_cache_size           = 0 (no limit)               (default)
+cleanup_interval         = 1d                         (default)
 "
         );
     }

@@ -69,6 +69,9 @@ pub(super) fn expected(key: Key) -> &'static str {
         Key::ProxiedSumdbs => {
             "expected comma-separated checksum database names, e.g. sum.golang.org"
         }
+        Key::MaxCacheAge => "expected a duration, e.g. 720h or 30d (0s keeps everything)",
+        Key::MaxCacheSize => "expected a size, e.g. 50GiB, 500MB or 1TB (0 means no limit)",
+        Key::CleanupInterval => EXPECT_TIMEOUT,
     }
 }
 
@@ -374,6 +377,51 @@ pub(super) fn redact_secrets(text: &str) -> String {
     out
 }
 
+/// A byte size: a number with an optional unit, decimal (kB, MB, GB, TB) or
+/// binary (KiB, MiB, GiB, TiB); `0` means no limit.
+pub(super) fn size(text: &str) -> Result<Option<u64>, Invalid> {
+    let fail = || Invalid::new("size", text, expected(Key::MaxCacheSize));
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(split);
+    let number: f64 = number.parse().map_err(|_| fail())?;
+    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "m" | "mb" => 1_000_000,
+        "g" | "gb" => 1_000_000_000,
+        "t" | "tb" => 1_000_000_000_000,
+        "ki" | "kib" => 1 << 10,
+        "mi" | "mib" => 1 << 20,
+        "gi" | "gib" => 1 << 30,
+        "ti" | "tib" => 1 << 40,
+        _ => return Err(fail()),
+    };
+    let bytes = number * multiplier as f64;
+    if !bytes.is_finite() || bytes >= u64::MAX as f64 {
+        return Err(fail());
+    }
+    let bytes = bytes.round() as u64;
+    Ok((bytes > 0).then_some(bytes))
+}
+
+/// Prints a size the way [`size`] reads it back, in the largest exact binary unit.
+pub fn format_size(bytes: u64) -> String {
+    for (unit, scale) in [
+        ("TiB", 1u64 << 40),
+        ("GiB", 1 << 30),
+        ("MiB", 1 << 20),
+        ("KiB", 1 << 10),
+    ] {
+        if bytes >= scale && bytes % scale == 0 {
+            return format!("{}{unit}", bytes / scale);
+        }
+    }
+    format!("{bytes}B")
+}
+
 pub(super) fn gosumdb(text: &str) -> Result<GoSumDb, Invalid> {
     GoSumDb::parse(text).map_err(|reason| {
         Invalid::new(
@@ -624,5 +672,20 @@ mod tests {
             "{}",
             error.0
         );
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(size("50GiB").unwrap(), Some(50 << 30));
+        assert_eq!(size("500MB").unwrap(), Some(500_000_000));
+        assert_eq!(size("1.5 GiB").unwrap(), Some(3 << 29));
+        assert_eq!(size("1024").unwrap(), Some(1024));
+        assert_eq!(size("0").unwrap(), None);
+        for bad in ["", "GiB", "-1GiB", "5 parsecs", "1e3"] {
+            assert!(size(bad).is_err(), "{bad:?}");
+        }
+        for bytes in [1, 1023, 1 << 10, 50 << 30, 3 << 40] {
+            assert_eq!(size(&format_size(bytes)).unwrap(), Some(bytes), "{bytes}");
+        }
     }
 }
