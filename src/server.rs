@@ -7,6 +7,8 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::cache::evict::{self, Policy};
+use crate::cache::usage::UsageDb;
 use crate::config::Settings;
 use crate::fetch::Fetcher;
 use crate::http::{AppState, router};
@@ -40,6 +42,8 @@ pub struct Server {
     local_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<std::io::Result<()>>,
+    usage: Option<Arc<UsageDb>>,
+    cleanup: Option<JoinHandle<()>>,
 }
 
 impl Server {
@@ -58,6 +62,16 @@ impl Server {
                 "in-flight requests did not finish in time; closing them"
             );
             abort.abort();
+        }
+        if let Some(cleanup) = self.cleanup {
+            cleanup.abort();
+        }
+        // Last-used times of the final requests are written before exiting.
+        if let Some(usage) = self.usage {
+            let flushed = tokio::task::spawn_blocking(move || usage.flush()).await;
+            if let Ok(Err(e)) = flushed {
+                tracing::warn!(error = %e, "could not flush the usage database");
+            }
         }
     }
 }
@@ -83,12 +97,86 @@ pub async fn start(settings: Arc<Settings>) -> Result<Server, StartError> {
             Err(e) => tracing::warn!(error = %e, "could not sweep old temp files"),
         }
     });
-    start_with_storage(settings, fs).await
+    let usage = open_usage(&settings);
+    let storage: Arc<dyn Storage> = fs;
+    let cleanup = usage
+        .as_ref()
+        .and_then(|usage| spawn_cleanup(&settings, &storage, usage));
+    let mut server = serve(settings, storage, usage).await?;
+    server.cleanup = cleanup;
+    Ok(server)
 }
 
+/// Starts the proxy over any storage backend, without last-used tracking.
 pub async fn start_with_storage(
     settings: Arc<Settings>,
     storage: Arc<dyn Storage>,
+) -> Result<Server, StartError> {
+    serve(settings, storage, None).await
+}
+
+/// The usage database; if it cannot be opened the proxy still serves, loudly
+/// without tracking or eviction.
+fn open_usage(settings: &Settings) -> Option<Arc<UsageDb>> {
+    let path = settings.cache_dir.join(crate::cache::USAGE_DB_FILE);
+    match UsageDb::open(&path) {
+        Ok(db) => Some(Arc::new(db)),
+        Err(e) => {
+            tracing::error!(error = %e, "last-used tracking and cache eviction are DISABLED");
+            None
+        }
+    }
+}
+
+/// Runs eviction now and then every `cleanup_interval`, when a limit is set.
+fn spawn_cleanup(
+    settings: &Arc<Settings>,
+    storage: &Arc<dyn Storage>,
+    usage: &Arc<UsageDb>,
+) -> Option<JoinHandle<()>> {
+    let policy = Policy {
+        max_age: settings.max_cache_age,
+        max_size: settings.max_cache_size,
+    };
+    if !policy.is_active() {
+        return None;
+    }
+    let (storage, usage, interval) = (
+        Arc::clone(storage),
+        Arc::clone(usage),
+        settings.cleanup_interval,
+    );
+    Some(tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(interval);
+        loop {
+            ticker.tick().await;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0);
+            match evict::run(&storage, &usage, policy, now, false).await {
+                Ok(report) => {
+                    for (module, version, size, last_used) in &report.removed {
+                        tracing::info!(module, version, bytes = size, last_used, "evicted");
+                    }
+                    tracing::info!(
+                        removed = report.removed.len(),
+                        freed_bytes = report.freed,
+                        size_bytes = report.size_after,
+                        picked_up = report.picked_up,
+                        "cache eviction finished"
+                    );
+                }
+                Err(e) => tracing::error!(error = %e, "cache eviction failed"),
+            }
+        }
+    }))
+}
+
+async fn serve(
+    settings: Arc<Settings>,
+    storage: Arc<dyn Storage>,
+    usage: Option<Arc<UsageDb>>,
 ) -> Result<Server, StartError> {
     let upstreams = Arc::new(Upstreams::new(Arc::clone(&settings))?);
     let (sumdb, sumdb_proxy) = checksum_databases(&settings, &upstreams, &storage);
@@ -102,6 +190,7 @@ pub async fn start_with_storage(
         settings: Arc::clone(&settings),
         fetcher,
         sumdb_proxy,
+        usage: usage.clone(),
     };
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
@@ -126,6 +215,8 @@ pub async fn start_with_storage(
         local_addr,
         shutdown,
         task,
+        usage,
+        cleanup: None,
     })
 }
 

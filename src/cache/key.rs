@@ -61,6 +61,18 @@ impl ArtifactKey {
         }
     }
 
+    /// The escaped version element of a version-level artifact (`.info`, `.mod`,
+    /// `.zip`), as it appears in cache paths; None for `list` and `@latest`.
+    pub fn escaped_version(&self) -> Option<String> {
+        match &self.kind {
+            ArtifactKind::List | ArtifactKind::Latest => None,
+            ArtifactKind::Info(RequestedVersion::Canonical(v))
+            | ArtifactKind::Mod(v)
+            | ArtifactKind::Zip(v) => Some(v.escaped()),
+            ArtifactKind::Info(RequestedVersion::Query(q)) => Some(q.escaped()),
+        }
+    }
+
     /// `module@version` or `module` for messages.
     pub fn display_name(&self) -> String {
         match &self.kind {

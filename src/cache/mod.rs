@@ -2,9 +2,16 @@
 //! upstream URLs, sidecar metadata, and the in-memory memory of recent failures
 //! (negative answers and failed refreshes).
 
+pub mod evict;
 pub mod key;
 pub mod memo;
 pub mod meta;
+pub mod scan;
+pub mod usage;
+
+/// The last-used database, at the root of the cache directory. Its name starts
+/// with a dot, so it can never collide with a module path.
+pub const USAGE_DB_FILE: &str = ".usage.db";
 
 pub use key::{ArtifactKey, ArtifactKind};
 pub use memo::ExpiringSet;

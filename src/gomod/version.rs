@@ -104,6 +104,13 @@ pub fn parse_escaped_version(
     RequestedVersion::parse(path, &version)
 }
 
+/// `module.UnescapeVersion`: the version a `!`-escaped cache or URL element names.
+pub fn unescape_version(escaped: &str) -> Result<String, GoModError> {
+    let version = unescape_string(escaped).map_err(|reason| invalid_version(escaped, reason))?;
+    check_version_elem(&version)?;
+    Ok(version)
+}
+
 /// Like [`parse_escaped_version`], for `.info` requests: a canonical version that
 /// `module.Check` rejects for this module is a query there, not an error. The go
 /// command asks for `@v/v2.0.0.info` of a module without a `/v2` suffix, and the

@@ -14,6 +14,7 @@ use axum::http::header::{ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
+use crate::cache::usage::UsageDb;
 use crate::config::Settings;
 use crate::fetch::{CacheOutcome, Fetcher};
 use crate::sumdb::proxy::{SumDbProxy, SumDbProxyError};
@@ -31,6 +32,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub fetcher: Arc<Fetcher>,
     pub sumdb_proxy: Arc<SumDbProxy>,
+    /// Last-used tracking (None when the usage database could not be opened).
+    pub usage: Option<Arc<UsageDb>>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -72,6 +75,10 @@ async fn handle(
                 Ok(resolved) => resolved,
                 Err(err) => return ApiError::from(err).into_response(),
             };
+            // Queued for the usage writer; never waits on the database.
+            if let (Some(usage), Some(version)) = (&state.usage, key.escaped_version()) {
+                usage.touch(&key.module.escaped(), &version);
+            }
             let cache_control = match resolved.outcome {
                 CacheOutcome::Stale => "no-cache".to_owned(),
                 _ if key.is_immutable() => IMMUTABLE_CACHE_CONTROL.to_owned(),

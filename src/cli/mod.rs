@@ -1,4 +1,7 @@
-//! The command line: `goproxy [serve] [flags]` and `goproxy config show [flags]`.
+//! The command line: `goproxy [serve] [flags]`, `goproxy config show [flags]` and
+//! `goproxy cache stats|gc|verify [flags]`.
+
+mod cache;
 
 use std::ffi::OsString;
 use std::sync::Arc;
@@ -35,6 +38,11 @@ enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// Inspect and manage the cache.
+    Cache {
+        #[command(subcommand)]
+        action: cache::CacheAction,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -58,6 +66,7 @@ pub fn main() -> anyhow::Result<()> {
             print!("{}", config::render(&loaded));
             Ok(())
         }
+        Some(Command::Cache { action }) => cache::run(action, &env),
         Some(Command::Serve { args }) => serve(&args, &env),
         None => serve(&cli.args, &env),
     }
@@ -74,7 +83,7 @@ fn serve(args: &CliArgs, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result
     runtime.block_on(run(settings))
 }
 
-fn init_logging(settings: &Settings) -> anyhow::Result<()> {
+pub(crate) fn init_logging(settings: &Settings) -> anyhow::Result<()> {
     let filter = EnvFilter::try_new(&settings.log_level).with_context(|| {
         format!(
             "log_level: invalid filter {:?} (expected e.g. info, debug, goproxy=debug)",
