@@ -255,6 +255,11 @@ fn checksum_databases(
         }
     }
     let private = vec![settings.goprivate.clone(), settings.gonosumdb.clone()];
-    let proxy = Arc::new(SumDbProxy::new(remotes, Arc::clone(storage), private));
+    let proxy = Arc::new(SumDbProxy::new(
+        remotes,
+        sumdb.clone(),
+        Arc::clone(storage),
+        private,
+    ));
     (sumdb, proxy)
 }

@@ -129,10 +129,7 @@ impl SumDb {
                 Err(e) => return Err(self.unreachable(e.to_string())),
             },
         };
-        let (id, record, signed) = split_lookup(&body).map_err(|e| self.malformed(e))?;
-        let head = self.open_tree(signed)?;
-        self.check_and_advance(&head, signed).await?;
-        self.prove_record(&head, id, record).await?;
+        let record = self.verify_lookup(&body).await?;
         if let Err(e) = self
             .storage
             .put_bytes(&cache_key, body.clone(), PutMode::IfAbsent)
@@ -141,6 +138,18 @@ impl SumDb {
             tracing::warn!(error = %e, "could not cache a checksum database lookup");
         }
         hashes_for(record, module, version).map_err(|e| self.malformed(e))
+    }
+
+    /// Checks a lookup response completely (signed tree head, consistency with
+    /// the trusted head, the record's inclusion proof) and returns its record
+    /// text. Only lookups that pass are ever cached, by this client or by the
+    /// `/sumdb/` pass-through.
+    pub async fn verify_lookup<'a>(&self, body: &'a [u8]) -> Result<&'a [u8], SumDbError> {
+        let (id, record, signed) = split_lookup(body).map_err(|e| self.malformed(e))?;
+        let head = self.open_tree(signed)?;
+        self.check_and_advance(&head, signed).await?;
+        self.prove_record(&head, id, record).await?;
+        Ok(record)
     }
 
     async fn read_cached(&self, key: &str) -> Option<Bytes> {

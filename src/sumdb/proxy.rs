@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::Mutex;
 
+use super::client::SumDb;
 use super::remote::Remote;
 use super::tlog::Tile;
 use crate::gomod::ModulePath;
@@ -42,6 +43,10 @@ pub struct SumDbResponse {
 
 pub struct SumDbProxy {
     remotes: Vec<Arc<Remote>>,
+    /// The verifying client of the configured database. Its cache (lookups and
+    /// tiles under `sumdb/<name>/`) holds only verified data, so answers relayed
+    /// for that database are cached only once verified.
+    verifier: Option<Arc<SumDb>>,
     storage: Arc<dyn Storage>,
     /// Modules whose names must not reach a public checksum database.
     private: Vec<PrefixPatterns>,
@@ -51,11 +56,13 @@ pub struct SumDbProxy {
 impl SumDbProxy {
     pub fn new(
         remotes: Vec<Arc<Remote>>,
+        verifier: Option<Arc<SumDb>>,
         storage: Arc<dyn Storage>,
         private: Vec<PrefixPatterns>,
     ) -> Self {
         SumDbProxy {
             remotes,
+            verifier,
             storage,
             private,
             latest: Mutex::new(HashMap::new()),
@@ -184,14 +191,36 @@ impl SumDbProxy {
             }
             Err(e) => return Err(unavailable(remote, e)),
         };
-        if let Err(e) = self
-            .storage
-            .put_bytes(&key, body.clone(), PutMode::IfAbsent)
-            .await
+        if self.may_cache(remote, sub, &body).await
+            && let Err(e) = self
+                .storage
+                .put_bytes(&key, body.clone(), PutMode::IfAbsent)
+                .await
         {
             tracing::warn!(error = %e, "could not cache a checksum database answer");
         }
         Ok(body)
+    }
+
+    /// For the database this proxy verifies against, its cache is the verifying
+    /// client's and holds only verified data: a relayed lookup is cached once it
+    /// verifies, and tiles only when the client has authenticated them itself.
+    /// Answers of other proxied databases (whose keys the proxy does not know)
+    /// are cached as served; clients verify them.
+    async fn may_cache(&self, remote: &Remote, sub: &str, body: &[u8]) -> bool {
+        let Some(verifier) = self.verifier.as_ref().filter(|v| v.name() == remote.name()) else {
+            return true;
+        };
+        if !sub.starts_with("lookup/") {
+            return false;
+        }
+        match verifier.verify_lookup(body).await {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(sumdb = %remote.name(), sub, error = %e, "relayed a checksum database answer that does not verify; not caching it");
+                false
+            }
+        }
     }
 }
 

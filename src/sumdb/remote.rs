@@ -42,7 +42,9 @@ impl Remote {
         &self.name
     }
 
-    /// The base URL, found once and remembered.
+    /// The base URL: the configured one; else the first upstream whose
+    /// `supported` answers 200 (remembered); else, when every upstream said
+    /// 404/410, `https://<name>` (reconsidered after a minute).
     pub async fn base_url(&self) -> Result<Url, UrlError> {
         if let Some(url) = &self.url {
             return Ok(url.clone());
@@ -66,8 +68,17 @@ impl Remote {
                     found = Some(upstream.join(&format!("sumdb/{}", self.name)));
                     break;
                 }
+                Err(UrlError::NotFound(status)) => {
+                    tracing::debug!(upstream = %upstream.display, sumdb = %self.name, status, "upstream does not serve the checksum database")
+                }
+                // Like the go command: only "not found" means "ask the next one".
+                // Any other failure leaves the question open, so nothing is
+                // remembered and the request fails as unavailable.
                 Err(e) => {
-                    tracing::debug!(upstream = %upstream.display, sumdb = %self.name, error = %e, "upstream does not serve the checksum database")
+                    return Err(UrlError::Failed(format!(
+                        "{} did not answer whether it serves the checksum database: {e}",
+                        upstream.display
+                    )));
                 }
             }
         }

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use goproxy::gomod::{semver, version};
 
 use super::module::{Module, escape};
+use super::sumdb::{DbAnswer, FakeSumDb};
 
 #[derive(Clone, Debug)]
 pub enum Fault {
@@ -41,6 +42,8 @@ struct Inner {
     max_active: usize,
     /// Paths answered 200 with an empty list even though no module is known.
     empty_lists: Vec<String>,
+    /// Checksum databases proxied under `/sumdb/<name>/`.
+    sumdbs: Vec<FakeSumDb>,
 }
 
 #[derive(Clone)]
@@ -139,7 +142,11 @@ async fn serve(State(inner): State<Arc<Mutex<Inner>>>, uri: Uri, _headers: Heade
             Some(f) => Some(f),
             None => st.always.clone(),
         };
-        (fault, lookup(&st, &path))
+        let answer = match sumdb_answer(&st, &path) {
+            Some(answer) => answer,
+            None => lookup(&st, &path),
+        };
+        (fault, answer)
     };
     let guard = Active(Arc::clone(&inner));
     let response = match fault {
@@ -172,6 +179,8 @@ async fn serve(State(inner): State<Arc<Mutex<Inner>>>, uri: Uri, _headers: Heade
 enum Answer {
     Found(Vec<u8>),
     NotFound(String),
+    /// What a proxied checksum database answered.
+    Db(DbAnswer),
 }
 
 impl Answer {
@@ -179,8 +188,28 @@ impl Answer {
         match self {
             Answer::Found(body) => ok(body),
             Answer::NotFound(msg) => text(404, msg),
+            Answer::Db(answer) => answer.into_response(),
         }
     }
+}
+
+/// `/sumdb/<name>/...` for a database this upstream proxies (the longest
+/// matching name, since names may contain `/`); 404 for any other name, like
+/// proxy.golang.org for databases it does not serve.
+fn sumdb_answer(st: &Inner, path: &str) -> Option<Answer> {
+    let rest = path.strip_prefix("/sumdb/")?;
+    let db = st
+        .sumdbs
+        .iter()
+        .filter(|db| {
+            rest.strip_prefix(db.name.as_str())
+                .is_some_and(|r| r.starts_with('/'))
+        })
+        .max_by_key(|db| db.name.len());
+    Some(match db {
+        Some(db) => Answer::Db(db.handle(&rest[db.name.len() + 1..])),
+        None => Answer::NotFound(format!("no checksum database here: {rest}\n")),
+    })
 }
 
 fn modules_of<'a>(st: &'a Inner, escaped: &'a str) -> impl Iterator<Item = &'a Module> + 'a {
@@ -304,6 +333,12 @@ fn slow(body: Vec<u8>, step: usize) -> Response {
 }
 
 impl FakeUpstream {
+    /// Serves `db` under `/sumdb/<name>/...`, with `supported` answering 200.
+    pub fn serve_sumdb(&self, db: &FakeSumDb) -> &Self {
+        self.lock().sumdbs.push(db.clone());
+        self
+    }
+
     /// Makes `list` for a module with no tagged versions answer an empty 200.
     pub fn add_empty_list(&self, escaped_module: &str) {
         self.lock().empty_lists.push(escaped_module.to_owned());

@@ -28,13 +28,23 @@ pub fn go_binary() -> PathBuf {
 pub struct GoEnv {
     pub root: TempDir,
     pub proxy: String,
+    /// `GOSUMDB` for the go command: `off` unless a test brings its database.
+    pub gosumdb: String,
 }
 
 impl GoEnv {
     pub fn new(proxy: &str) -> GoEnv {
+        Self::with_gosumdb(proxy, "off")
+    }
+
+    /// An environment whose go command verifies against `gosumdb` (e.g. a test
+    /// database's verifier key, which go then reaches through the proxy's
+    /// `/sumdb/<name>/`). `GONOSUMDB`/`GOPRIVATE` stay empty.
+    pub fn with_gosumdb(proxy: &str, gosumdb: &str) -> GoEnv {
         GoEnv {
             root: tempfile::tempdir().expect("go temp root"),
             proxy: proxy.to_owned(),
+            gosumdb: gosumdb.to_owned(),
         }
     }
 
@@ -62,7 +72,7 @@ impl GoEnv {
             .env("GOCACHE", root.join("gocache"))
             .env("GOENV", "off")
             .env("GOPROXY", &self.proxy)
-            .env("GOSUMDB", "off")
+            .env("GOSUMDB", &self.gosumdb)
             .env("GONOSUMDB", "")
             .env("GOPRIVATE", "")
             .env("GONOPROXY", "")

@@ -9,6 +9,7 @@ pub mod fake_upstream;
 pub mod go;
 pub mod module;
 pub mod process;
+pub mod sumdb;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use tempfile::TempDir;
 pub use failing_storage::FailingStorage;
 pub use fake_upstream::{FakeUpstream, Fault};
 pub use module::Module;
+pub use sumdb::{DbFault, FakeSumDb};
 
 /// A proxy running in this process with its own temporary cache directory.
 pub struct TestProxy {
@@ -59,6 +61,22 @@ impl TestProxy {
 
     pub async fn start_with(upstreams: &[&str], tweak: impl FnOnce(&mut Settings)) -> TestProxy {
         let cache = tempfile::tempdir().expect("temp cache dir");
+        let mut settings = test_settings(cache.path(), upstreams);
+        tweak(&mut settings);
+        let settings = Arc::new(settings);
+        let server = goproxy::server::start(Arc::clone(&settings))
+            .await
+            .expect("proxy starts");
+        Self::running(cache, settings, server)
+    }
+
+    /// A proxy over an existing cache directory (e.g. one a stopped proxy left,
+    /// to test what survives a restart).
+    pub async fn start_on(
+        cache: TempDir,
+        upstreams: &[&str],
+        tweak: impl FnOnce(&mut Settings),
+    ) -> TestProxy {
         let mut settings = test_settings(cache.path(), upstreams);
         tweak(&mut settings);
         let settings = Arc::new(settings);
@@ -115,6 +133,20 @@ impl TestProxy {
         if let Some(server) = self.server.take() {
             server.shutdown(Duration::from_secs(5)).await;
         }
+    }
+
+    /// Stops the proxy and hands back its cache directory, for [`Self::start_on`].
+    pub async fn stop_keeping_cache(mut self) -> TempDir {
+        if let Some(server) = self.server.take() {
+            server.shutdown(Duration::from_secs(5)).await;
+        }
+        let placeholder = tempfile::tempdir().expect("temp dir");
+        std::mem::replace(&mut self.cache, placeholder)
+    }
+
+    /// The bytes of a cache file, by path relative to the cache directory.
+    pub fn cache_file(&self, rel: &str) -> Option<Vec<u8>> {
+        std::fs::read(self.cache.path().join(rel)).ok()
     }
 
     /// Every file below the cache directory, as relative paths, sorted.
