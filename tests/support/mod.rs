@@ -7,6 +7,7 @@ pub mod cli;
 pub mod failing_storage;
 pub mod fake_upstream;
 pub mod go;
+pub mod lifecycle;
 pub mod module;
 pub mod process;
 pub mod sumdb;
