@@ -46,7 +46,7 @@ fn populate(root: &std::path::Path) -> Vec<String> {
         std::fs::create_dir_all(&dir).expect("mkdir");
         std::fs::write(
             dir.join("v1.0.0.info"),
-            format!("{{\"Version\":\"v1.0.0\",\"Time\":\"2024-01-01T00:00:00Z\"}}"),
+            r#"{"Version":"v1.0.0","Time":"2024-01-01T00:00:00Z"}"#,
         )
         .expect("write");
         std::fs::write(

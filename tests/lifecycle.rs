@@ -299,7 +299,6 @@ async fn size_eviction_removes_the_least_recently_used_first_and_stops_once_it_f
 /// those bytes count towards the room made: eviction must stop as soon as the
 /// cache fits, not evict one more version.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "product bug: evict::choose does not count the list/@latest freed with a module's last version (src/cache/evict.rs:167-177)"]
 async fn size_eviction_counts_the_list_and_latest_freed_with_a_modules_last_version() {
     let upstream = FakeUpstream::start().await;
     let solo = Module::sized("example.com/solo", "v1.0.0", 20_000);
@@ -339,7 +338,6 @@ async fn size_eviction_counts_the_list_and_latest_freed_with_a_modules_last_vers
 /// limit that finds nothing old must not remove its fresh list, which is what
 /// the proxy serves stale when the upstreams are down.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "product bug: evict::run treats a module with no cached version as emptied and deletes its fresh list/@latest on every run (src/cache/evict.rs:117-143)"]
 async fn a_fresh_list_of_a_module_without_cached_versions_survives_an_age_limit() {
     let upstream = FakeUpstream::start().await;
     upstream.add(Module::simple("example.com/listonly", "v1.0.0"));

@@ -6,6 +6,7 @@
 //! Files are unlinked, never rewritten: a request already reading a file keeps
 //! reading it whole, and a request that comes later fetches it again.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -94,16 +95,11 @@ pub async fn run(
     });
 
     let victims = choose(&candidates, &scanned, policy, now);
+    let mut doomed: Vec<String> = Vec::new();
     let mut removed_ids = Vec::new();
     for (last_used, entry) in victims {
-        if !dry_run {
-            for key in &entry.keys {
-                if let Err(e) = storage.delete(key).await {
-                    tracing::warn!(key, error = %e, "could not evict a cached file");
-                }
-            }
-            removed_ids.push((entry.module.clone(), entry.version.clone()));
-        }
+        doomed.extend(entry.keys.iter().cloned());
+        removed_ids.push((entry.module.clone(), entry.version.clone()));
         report.freed += entry.size;
         report.removed.push((
             entry.module.clone(),
@@ -112,38 +108,25 @@ pub async fn run(
             last_used,
         ));
     }
-
-    // A module's list and @latest go with its last version.
-    let emptied: Vec<&String> = scanned
-        .module_files
-        .keys()
-        .filter(|module| {
-            let left = scanned
-                .versions
-                .keys()
-                .filter(|(m, _)| m == *module)
-                .any(|(m, v)| {
-                    !report
-                        .removed
-                        .iter()
-                        .any(|(rm, rv, _, _)| rm == m && rv == v)
-                });
-            !left
-        })
-        .collect();
-    for module in emptied {
+    // A module's list and @latest go with its last version (a module that never
+    // had a version cached keeps them: they are all it has).
+    for module in emptied_modules(&scanned, &report.removed) {
         if let Some((keys, size)) = scanned.module_files.get(module) {
-            if !dry_run {
-                for key in keys {
-                    if let Err(e) = storage.delete(key).await {
-                        tracing::warn!(key, error = %e, "could not evict a cached file");
-                    }
-                }
-            }
+            doomed.extend(keys.iter().cloned());
             report.freed += size;
         }
     }
-    if !dry_run && !removed_ids.is_empty() {
+    if dry_run {
+        report.size_after = report.size_before.saturating_sub(report.freed);
+        return Ok(report);
+    }
+    // In chunks, so a failure (say, a directory made read-only) stops little.
+    for chunk in doomed.chunks(1024) {
+        if let Err(e) = storage.delete_many(chunk).await {
+            tracing::warn!(error = %e, "could not evict some cached files");
+        }
+    }
+    if !removed_ids.is_empty() {
         let usage_db = Arc::clone(usage);
         tokio::task::spawn_blocking(move || usage_db.remove(&removed_ids))
             .await
@@ -165,6 +148,7 @@ fn choose<'a>(
 ) -> Vec<(i64, &'a VersionEntry)> {
     let cutoff = (!policy.max_age.is_zero()).then(|| now - policy.max_age.as_secs() as i64);
     let mut total = scanned.total_size();
+    let mut versions_left = versions_per_module(scanned);
     let mut out = Vec::new();
     for &(last_used, entry) in candidates {
         let too_old = cutoff.is_some_and(|c| last_used < c);
@@ -175,9 +159,46 @@ fn choose<'a>(
             break;
         }
         total = total.saturating_sub(entry.size);
+        // The module's own files go with its last version: count them as freed.
+        if let Some(left) = versions_left.get_mut(entry.module.as_str()) {
+            *left -= 1;
+            if *left == 0 {
+                let module_files = scanned
+                    .module_files
+                    .get(&entry.module)
+                    .map_or(0, |(_, size)| *size);
+                total = total.saturating_sub(module_files);
+            }
+        }
         out.push((last_used, entry));
     }
     out
+}
+
+fn versions_per_module(scanned: &Scan) -> HashMap<&str, usize> {
+    let mut counts = HashMap::new();
+    for (module, _) in scanned.versions.keys() {
+        *counts.entry(module.as_str()).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// Modules that had cached versions and have none left after `removed`.
+fn emptied_modules<'a>(
+    scanned: &'a Scan,
+    removed: &[(String, String, u64, i64)],
+) -> Vec<&'a String> {
+    let mut left = versions_per_module(scanned);
+    for (module, _, _, _) in removed {
+        if let Some(n) = left.get_mut(module.as_str()) {
+            *n = n.saturating_sub(1);
+        }
+    }
+    scanned
+        .module_files
+        .keys()
+        .filter(|module| left.get(module.as_str()) == Some(&0))
+        .collect()
 }
 
 #[cfg(test)]
@@ -212,8 +233,9 @@ mod tests {
                 .collect::<Vec<_>>()
         };
 
+        // Unused for more than 5 s at time 31: last used before 26.
         let by_age = Policy {
-            max_age: Duration::from_secs(15),
+            max_age: Duration::from_secs(5),
             max_size: None,
         };
         assert_eq!(

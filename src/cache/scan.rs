@@ -75,11 +75,8 @@ fn owner(key: &str) -> Option<Owner> {
 /// simply seen as they were (or not at all): eviction only deletes what it saw.
 pub async fn scan(storage: &dyn Storage) -> Result<Scan, StorageError> {
     let mut out = Scan::default();
-    for key in storage.list("").await? {
+    for (key, meta) in storage.list_with_meta("").await? {
         let Some(owner) = owner(&key) else { continue };
-        let Some(meta) = storage.head(&key).await? else {
-            continue;
-        };
         let modified = meta
             .modified
             .duration_since(UNIX_EPOCH)

@@ -182,12 +182,24 @@ async fn verify(settings: &Settings, fix: bool) -> anyhow::Result<()> {
             }
         }
     }
-    if fix {
+    if fix && !broken.is_empty() {
         for entry in &broken {
             for key in &entry.keys {
                 storage.delete(key).await?;
             }
             println!("deleted {}", display(entry));
+        }
+        // Their usage rows go too; a database that cannot be opened only loses
+        // the bookkeeping, not the fix.
+        match usage(settings) {
+            Ok(db) => {
+                let ids: Vec<_> = broken
+                    .iter()
+                    .map(|e| (e.module.clone(), e.version.clone()))
+                    .collect();
+                db.remove(&ids)?;
+            }
+            Err(e) => eprintln!("note: {e:#}"),
         }
     }
     println!(

@@ -539,6 +539,59 @@ impl Storage for FsStorage {
         .await
     }
 
+    async fn list_with_meta(&self, prefix: &str) -> Result<Vec<(String, ObjectMeta)>> {
+        check_prefix(prefix)?;
+        let key_dir = match prefix.rfind('/') {
+            Some(slash) => prefix[..=slash].to_owned(),
+            None => String::new(),
+        };
+        let root = self.root.clone();
+        let owned_prefix = prefix.to_owned();
+        // One blocking task walks and stats everything: a cache of 100 000
+        // versions is 300 000 files, too many for a task per file.
+        blocking(prefix, move || {
+            let mut out = Vec::new();
+            for key in list_keys(&root, &key_dir, &owned_prefix)? {
+                match stdfs::metadata(root.join(&key)) {
+                    Ok(m) if m.is_file() => out.push((key, meta_of(&m)?)),
+                    Ok(_) => {}
+                    Err(e) if is_absent(&e) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn delete_many(&self, keys: &[String]) -> Result<usize> {
+        for key in keys {
+            check_key(key)?;
+        }
+        let root = self.root.clone();
+        let paths: Vec<PathBuf> = keys.iter().map(|k| self.path_of(k)).collect();
+        let label = keys.first().map(String::as_str).unwrap_or("");
+        // Each directory is synced once after all its removals, not once per file.
+        blocking(label, move || {
+            let mut dirs = std::collections::BTreeSet::new();
+            let mut removed = 0;
+            for path in &paths {
+                match stdfs::remove_file(path) {
+                    Ok(()) => removed += 1,
+                    Err(e) if is_absent(&e) => continue,
+                    Err(e) => return Err(e),
+                }
+                dirs.insert(parent_dir(path)?.to_owned());
+            }
+            for dir in dirs.iter().rev() {
+                sync_dir(dir)?;
+                prune_empty_dirs(&root, dir);
+            }
+            Ok(removed)
+        })
+        .await
+    }
+
     async fn list(&self, prefix: &str) -> Result<Vec<String>> {
         check_prefix(prefix)?;
         let key_dir = match prefix.rfind('/') {

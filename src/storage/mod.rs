@@ -121,6 +121,28 @@ pub trait Storage: Send + Sync + 'static {
     async fn delete(&self, key: &str) -> Result<bool>;
     /// Every key that starts with `prefix`, sorted. Temp files are never listed.
     async fn list(&self, prefix: &str) -> Result<Vec<String>>;
+    /// Like `list`, with each object's metadata; objects removed meanwhile are
+    /// left out. Backends override it when they can do better than a `head` per key.
+    async fn list_with_meta(&self, prefix: &str) -> Result<Vec<(String, ObjectMeta)>> {
+        let mut out = Vec::new();
+        for key in self.list(prefix).await? {
+            if let Some(meta) = self.head(&key).await? {
+                out.push((key, meta));
+            }
+        }
+        Ok(out)
+    }
+    /// Removes many keys; returns how many existed. Backends override it when a
+    /// batch is cheaper than one `delete` per key.
+    async fn delete_many(&self, keys: &[String]) -> Result<usize> {
+        let mut removed = 0;
+        for key in keys {
+            if self.delete(key).await? {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
     /// Can we read and write right now? (readiness probe)
     async fn check_ready(&self) -> Result<()>;
     /// A human description for logs, e.g. `filesystem at ./cache`.
