@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -206,7 +206,15 @@ impl UsageDb {
         };
         let (reply, answer) = mpsc::channel();
         self.sender.send(Msg::Flush(reply)).map_err(|_| gone())?;
+        self.wake_writer();
         answer.recv().map_err(|_| gone())?
+    }
+
+    /// The writer may be parked for the batch window; a flush or close wants it now.
+    fn wake_writer(&self) {
+        if let Some(handle) = &self.writer {
+            handle.thread().unpark();
+        }
     }
 
     /// Flushes and stops the writer thread; dropping does the same but cannot
@@ -313,8 +321,11 @@ impl UsageDb {
 
 impl Drop for UsageDb {
     fn drop(&mut self) {
-        if let Some(handle) = self.writer.take() {
+        if self.writer.is_some() {
             let _ = self.sender.send(Msg::Close);
+            self.wake_writer();
+        }
+        if let Some(handle) = self.writer.take() {
             let _ = handle.join();
         }
     }
@@ -395,41 +406,83 @@ struct Writer {
 }
 
 impl Writer {
+    /// Waits for events, then lets them gather for the batch window while parked:
+    /// senders only queue, so a touch costs no wake-up of this thread. A flush or
+    /// close unparks it at once.
     fn run(mut self, receiver: &Receiver<Msg>) {
         let mut pending: HashMap<(String, String), i64> = HashMap::new();
         let mut deadline: Option<Instant> = None;
         loop {
-            let msg = match deadline {
-                None => receiver.recv().map_err(|_| RecvTimeoutError::Disconnected),
-                Some(at) => receiver.recv_timeout(at.saturating_duration_since(Instant::now())),
-            };
-            match msg {
-                Ok(Msg::Touch {
-                    module,
-                    version,
-                    at,
-                }) => {
-                    let newest = pending.entry((module, version)).or_insert(at);
-                    *newest = (*newest).max(at);
-                    deadline.get_or_insert_with(|| Instant::now() + BATCH_WINDOW);
-                    if pending.len() >= MAX_BATCH {
+            loop {
+                match receiver.try_recv() {
+                    Ok(msg) => {
+                        if !self.handle(msg, &mut pending, &mut deadline) {
+                            return;
+                        }
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
                         self.write(&mut pending);
-                        deadline = None;
+                        return;
                     }
                 }
-                Err(RecvTimeoutError::Timeout) => {
-                    self.write(&mut pending);
-                    deadline = None;
+            }
+            match deadline {
+                None => match receiver.recv() {
+                    Ok(msg) => {
+                        if !self.handle(msg, &mut pending, &mut deadline) {
+                            return;
+                        }
+                    }
+                    Err(_) => {
+                        self.write(&mut pending);
+                        return;
+                    }
+                },
+                Some(at) => {
+                    let now = Instant::now();
+                    if now >= at {
+                        self.write(&mut pending);
+                        deadline = None;
+                    } else {
+                        std::thread::park_timeout(at - now);
+                    }
                 }
-                Ok(Msg::Flush(reply)) => {
-                    self.write(&mut pending);
-                    deadline = None;
-                    let _ = reply.send(self.failure.take().map_or(Ok(()), Err));
+            }
+        }
+    }
+
+    /// Applies one message; false when the writer must stop.
+    fn handle(
+        &mut self,
+        msg: Msg,
+        pending: &mut HashMap<(String, String), i64>,
+        deadline: &mut Option<Instant>,
+    ) -> bool {
+        match msg {
+            Msg::Touch {
+                module,
+                version,
+                at,
+            } => {
+                let newest = pending.entry((module, version)).or_insert(at);
+                *newest = (*newest).max(at);
+                deadline.get_or_insert_with(|| Instant::now() + BATCH_WINDOW);
+                if pending.len() >= MAX_BATCH {
+                    self.write(pending);
+                    *deadline = None;
                 }
-                Ok(Msg::Close) | Err(RecvTimeoutError::Disconnected) => {
-                    self.write(&mut pending);
-                    return;
-                }
+                true
+            }
+            Msg::Flush(reply) => {
+                self.write(pending);
+                *deadline = None;
+                let _ = reply.send(self.failure.take().map_or(Ok(()), Err));
+                true
+            }
+            Msg::Close => {
+                self.write(pending);
+                false
             }
         }
     }
