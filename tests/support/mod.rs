@@ -150,10 +150,12 @@ impl TestProxy {
         std::fs::read(self.cache.path().join(rel)).ok()
     }
 
-    /// Every file below the cache directory, as relative paths, sorted.
+    /// Every file below the cache directory, as relative paths, sorted; the
+    /// last-used database (created at startup) is bookkeeping, not cache content.
     pub fn cache_files(&self) -> Vec<String> {
         let mut out = Vec::new();
         walk(self.cache.path(), self.cache.path(), &mut out);
+        out.retain(|f| !f.starts_with(goproxy::cache::USAGE_DB_FILE));
         out.sort();
         out
     }
