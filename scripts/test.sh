@@ -16,4 +16,4 @@ go version
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
-cargo test --all-targets --locked
+cargo test --lib --bins --tests --locked
