@@ -107,7 +107,14 @@ async fn run(settings: Arc<Settings>) -> anyhow::Result<()> {
     let server = crate::server::start(Arc::clone(&settings)).await?;
     let addr = server.local_addr();
     let upstreams: Vec<String> = settings.upstreams.iter().map(config::redact_url).collect();
-    tracing::info!(version = env!("CARGO_PKG_VERSION"), listen = %addr, cache_dir = %settings.cache_dir.display(), upstreams = %upstreams.join(","), "goproxy started");
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        listen = %addr,
+        cache_dir = %settings.cache_dir.display(),
+        upstreams = %upstreams.join(","),
+        gosumdb = %settings.gosumdb,
+        "goproxy started"
+    );
     let host = if addr.ip().is_unspecified() {
         "localhost".to_owned()
     } else {
