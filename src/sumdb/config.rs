@@ -69,7 +69,13 @@ impl std::fmt::Display for GoSumDb {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             GoSumDb::Off => f.write_str("off"),
-            GoSumDb::On(spec) => f.write_str(&spec.text),
+            // The URL may carry credentials: never print them.
+            GoSumDb::On(spec) => match (&spec.url, spec.text.split_whitespace().next()) {
+                (Some(url), Some(key)) if spec.text.split_whitespace().count() > 1 => {
+                    write!(f, "{key} {}", crate::config::redact_url(url))
+                }
+                _ => f.write_str(&spec.text),
+            },
         }
     }
 }
@@ -189,6 +195,8 @@ mod tests {
             Some("mirror.example")
         );
         assert_eq!(GoSumDb::parse(TEST_KEY).unwrap().to_string(), TEST_KEY);
+        let secret = GoSumDb::parse(&format!("{TEST_KEY} https://u:hunter2@db.example/x")).unwrap();
+        assert!(!secret.to_string().contains("hunter2"), "{secret}");
     }
 
     #[test]
