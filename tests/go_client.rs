@@ -9,10 +9,7 @@
 
 mod support;
 
-use std::path::Path;
-use std::process::Output;
-
-use support::go::GoEnv;
+use support::go::{GoEnv, go_ok, go_run};
 use support::{FakeUpstream, Module, TestProxy};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -337,19 +334,6 @@ async fn second_module_cache_is_served_from_the_proxy_cache() {
 }
 
 // ---- helpers ----
-
-/// Runs `go` on a blocking thread so the in-process proxy keeps serving.
-async fn go_run(go: &GoEnv, dir: &Path, args: &[&str]) -> Output {
-    let mut cmd = go.command(dir, args);
-    tokio::task::spawn_blocking(move || cmd.output().expect("run go"))
-        .await
-        .expect("go thread")
-}
-
-/// Runs `go`, asserts success and returns its stdout.
-async fn go_ok(go: &GoEnv, dir: &Path, args: &[&str]) -> String {
-    support::go::expect_success(args, go_run(go, dir, args).await)
-}
 
 /// A fresh `example.com/scratch` module inside the go environment.
 async fn scratch_module(go: &GoEnv) -> std::path::PathBuf {

@@ -12,13 +12,10 @@
 
 mod support;
 
-use std::path::Path;
-use std::process::Output;
-
 use goproxy::gomod::pattern::PrefixPatterns;
 use goproxy::sumdb::config::{GoSumDb, ProxiedSumDb};
 use goproxy::sumdb::note::{self, TreeHead, Verifier};
-use support::go::GoEnv;
+use support::go::{GoEnv, go_ok, go_run};
 use support::sumdb::record_text;
 use support::{DbFault, FakeSumDb, FakeUpstream, Fault, Module, TestProxy};
 
@@ -1029,24 +1026,4 @@ fn closed_port_url() -> String {
     let port = listener.local_addr().unwrap().port();
     drop(listener);
     format!("http://127.0.0.1:{port}")
-}
-
-/// Runs `go` on a blocking thread so the in-process proxy keeps serving.
-async fn go_run(go: &GoEnv, dir: &Path, args: &[&str]) -> Output {
-    let mut cmd = go.command(dir, args);
-    tokio::task::spawn_blocking(move || cmd.output().expect("run go"))
-        .await
-        .expect("go thread")
-}
-
-async fn go_ok(go: &GoEnv, dir: &Path, args: &[&str]) -> String {
-    let out = go_run(go, dir, args).await;
-    assert!(
-        out.status.success(),
-        "go {args:?} failed: {}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }

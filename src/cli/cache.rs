@@ -11,7 +11,7 @@ use clap::Subcommand;
 use crate::cache::evict::{self, Policy};
 use crate::cache::scan::{VersionEntry, scan};
 use crate::cache::usage::UsageDb;
-use crate::config::{self, CliArgs, Settings};
+use crate::config::{self, CliArgs, Settings, human_size};
 use crate::gomod::version::unescape_version;
 use crate::gomod::{ModulePath, Version, dirhash, path::unescape_path};
 use crate::storage::Storage;
@@ -110,7 +110,7 @@ async fn stats(settings: &Settings) -> anyhow::Result<()> {
     println!("versions         {}", scanned.versions.len());
     println!(
         "size             {} ({} bytes)",
-        human(scanned.total_size()),
+        human_size(scanned.total_size()),
         scanned.total_size()
     );
     if let (Some(o), Some(n)) = (oldest, newest) {
@@ -124,7 +124,7 @@ async fn stats(settings: &Settings) -> anyhow::Result<()> {
         for (module, (size, versions)) in largest.into_iter().take(10) {
             println!(
                 "  {:>10}  {} ({versions} versions)",
-                human(size),
+                human_size(size),
                 unescaped(module)
             );
         }
@@ -151,16 +151,16 @@ async fn gc(settings: &Settings, dry_run: bool) -> anyhow::Result<()> {
         println!(
             "{verb} {}@{version} ({}, last used {})",
             unescaped(module),
-            human(*size),
+            human_size(*size),
             when(*last_used)
         );
     }
     println!(
         "{verb} {} module versions, {} freed; cache size {} -> {}",
         report.removed.len(),
-        human(report.freed),
-        human(report.size_before),
-        human(report.size_after)
+        human_size(report.freed),
+        human_size(report.size_before),
+        human_size(report.size_after)
     );
     usage.flush()?;
     Ok(())
@@ -281,20 +281,4 @@ fn unix_now() -> i64 {
 fn when(ts: i64) -> String {
     let t = UNIX_EPOCH + Duration::from_secs(ts.max(0) as u64);
     humantime::format_rfc3339_seconds(t).to_string()
-}
-
-/// An approximate human size, e.g. `1.2 GiB`.
-pub fn human(bytes: u64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < units.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", units[unit])
-    }
 }

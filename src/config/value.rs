@@ -422,6 +422,22 @@ pub fn format_size(bytes: u64) -> String {
     format!("{bytes}B")
 }
 
+/// An approximate size for people, e.g. `1.2 GiB`.
+pub fn human_size(bytes: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < units.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", units[unit])
+    }
+}
+
 pub(super) fn gosumdb(text: &str) -> Result<GoSumDb, Invalid> {
     GoSumDb::parse(text).map_err(|reason| {
         Invalid::new(

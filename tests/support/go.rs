@@ -105,3 +105,16 @@ pub fn expect_success(args: &[&str], out: Output) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Runs `go` on a blocking thread so an in-process proxy keeps serving.
+pub async fn go_run(go: &GoEnv, dir: &Path, args: &[&str]) -> Output {
+    let mut cmd = go.command(dir, args);
+    tokio::task::spawn_blocking(move || cmd.output().expect("run go"))
+        .await
+        .expect("go thread")
+}
+
+/// Runs `go` on a blocking thread, asserts success and returns its stdout.
+pub async fn go_ok(go: &GoEnv, dir: &Path, args: &[&str]) -> String {
+    expect_success(args, go_run(go, dir, args).await)
+}

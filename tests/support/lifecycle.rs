@@ -205,18 +205,7 @@ pub fn stored_module(path: &str, version: &str, size: usize) -> Module {
     Module { zip, files, ..base }
 }
 
-/// `goproxy cache stats`-style human size (mirrors `cli::cache::human`).
+/// `goproxy cache stats`-style human size.
 pub fn human(bytes: u64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < units.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", units[unit])
-    }
+    goproxy::config::human_size(bytes)
 }
