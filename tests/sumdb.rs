@@ -942,6 +942,48 @@ async fn go_itself_refuses_a_tampered_zip_checked_through_the_pass_through() {
 
 // ---- helpers ----
 
+/// A verified record of another module is not an answer for this one: refused
+/// as a security error, and never cached (by the client or the pass-through).
+#[tokio::test]
+async fn a_swapped_lookup_answer_is_refused_and_not_cached() {
+    let (upstream, db) = upstream_with_db().await;
+    let a = Module::simple("example.com/a", "v1.0.0");
+    let other = Module::simple("example.com/other", "v1.0.0");
+    for m in [&a, &other] {
+        upstream.add(m.clone());
+        db.add(m);
+    }
+    let proxy = start_verifying(&upstream, &db).await;
+    let swapped = db.answer(&lookup_path(&other)).body;
+    db.push_faults(
+        &lookup_path(&a),
+        &[DbFault::Body(swapped.clone()), DbFault::Body(swapped)],
+    );
+    let r = proxy.get(&a.url_path("mod")).await;
+    assert_eq!(r.status(), 502);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("SECURITY ERROR") && body.contains("another record"),
+        "{body}"
+    );
+    let cached = format!("sumdb/{}/{}", db.name, lookup_path(&a));
+    assert!(
+        !proxy.cache_files().contains(&cached),
+        "swapped lookup not cached"
+    );
+    // Relayed to a client, it is passed on but not cached either.
+    let relayed = proxy
+        .get(&format!("/sumdb/{}/{}", db.name, lookup_path(&a)))
+        .await;
+    assert_eq!(relayed.status(), 200);
+    relayed.bytes().await.unwrap();
+    assert!(!proxy.cache_files().contains(&cached));
+    // The genuine answer is then verified and served.
+    assert_eq!(proxy.get(&a.url_path("mod")).await.status(), 200);
+    assert!(proxy.cache_files().contains(&cached));
+    proxy.stop().await;
+}
+
 async fn upstream_with_db() -> (FakeUpstream, FakeSumDb) {
     let upstream = FakeUpstream::start().await;
     let db = FakeSumDb::new("sum.test.example", 1);

@@ -16,7 +16,8 @@ impl PrefixPatterns {
     pub fn from_items<'a>(items: impl IntoIterator<Item = &'a str>) -> Result<Self, String> {
         let mut patterns = Vec::new();
         for item in items {
-            let item = item.trim();
+            // Like the go command, `corp.example/` means `corp.example`.
+            let item = item.trim().trim_end_matches('/');
             if item.is_empty() {
                 continue;
             }
@@ -279,5 +280,9 @@ mod tests {
         );
         assert!(!PrefixPatterns::parse("").unwrap().matches("rsc.io/quote"));
         assert!(PrefixPatterns::parse("[").is_err());
+        // A trailing slash is ignored, as by the go command.
+        let slash = PrefixPatterns::parse("secret.example/,git.corp.example/team/").unwrap();
+        assert!(slash.matches("secret.example/x"));
+        assert!(slash.matches("git.corp.example/team/x"));
     }
 }

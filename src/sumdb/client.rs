@@ -12,7 +12,7 @@ use tokio::sync::Mutex;
 use super::config::SumDbSpec;
 use super::note::{self, TreeHead, Verifier};
 use super::remote::Remote;
-use super::tlog::{ConsistencyCheck, RecordCheck, Tile, Tree};
+use super::tlog::{ConsistencyCheck, RecordCheck, Tile, TlogError, Tree};
 use crate::flight::Flights;
 use crate::gomod::{ModulePath, Version};
 use crate::storage::{PutMode, Storage};
@@ -102,7 +102,10 @@ impl SumDb {
             .run(
                 key,
                 move || async move { this.lookup_uncached(&module, &version).await.map(Arc::new) },
-                || SumDbError::Security("the checksum database lookup task panicked".to_owned()),
+                || SumDbError::Malformed {
+                    name: String::new(),
+                    reason: "the lookup task panicked".to_owned(),
+                },
             )
             .await;
         result.map_err(|e| (*e).clone())
@@ -130,6 +133,7 @@ impl SumDb {
             },
         };
         let record = self.verify_lookup(&body).await?;
+        let hashes = self.hashes_of(record, module, version)?;
         if let Err(e) = self
             .storage
             .put_bytes(&cache_key, body.clone(), PutMode::IfAbsent)
@@ -137,7 +141,21 @@ impl SumDb {
         {
             tracing::warn!(error = %e, "could not cache a checksum database lookup");
         }
-        hashes_for(record, module, version).map_err(|e| self.malformed(e))
+        Ok(hashes)
+    }
+
+    /// The hashes for `module@version` in a verified record. A verified record
+    /// of another module is an answer to a different question (a swapped
+    /// response): refused as a security error, never cached.
+    pub fn hashes_of(
+        &self,
+        record: &[u8],
+        module: &ModulePath,
+        version: &Version,
+    ) -> Result<ModuleHashes, SumDbError> {
+        hashes_for(record, module, version).map_err(|e| {
+            SumDbError::Security(format!("checksum database {} answered the lookup of {module}@{version} with another record: {e}", self.spec.name))
+        })
     }
 
     /// Checks a lookup response completely (signed tree head, consistency with
@@ -165,7 +183,22 @@ impl SumDb {
     async fn check_and_advance(&self, head: &TreeHead, signed: &[u8]) -> Result<(), SumDbError> {
         let _guard = self.trusted.lock().await;
         let key = format!("sumdb/{}/trusted-latest", self.spec.name);
-        let trusted = match self.read_cached(&key).await {
+        // Only a trusted head that is really absent means "first use": a read
+        // error must fail closed, or a fork could be trusted unchecked.
+        let stored = match self.storage.get(&key).await {
+            Ok(Some(object)) => Some(crate::storage::read_all(object).await.map_err(|e| {
+                SumDbError::Security(format!(
+                    "cannot read the trusted checksum database tree head: {e}"
+                ))
+            })?),
+            Ok(None) => None,
+            Err(e) => {
+                return Err(SumDbError::Security(format!(
+                    "cannot read the trusted checksum database tree head: {e}"
+                )));
+            }
+        };
+        let trusted = match stored {
             Some(bytes) => Some(self.open_tree(&bytes)?),
             None => None,
         };
@@ -205,6 +238,13 @@ impl SumDb {
         let data = self.read_tiles(check.tiles()).await?;
         match check.verify(&data) {
             Ok(()) => self.cache_tiles(check.tiles(), &data).await,
+            // Tiles that do not authenticate are bad data, not proof of a fork.
+            Err(e) if !matches!(e, TlogError::Inconsistent { .. }) => {
+                Err(SumDbError::Security(format!(
+                    "checksum database {}: tiles for the consistency check do not verify: {e}",
+                    self.spec.name
+                )))
+            }
             Err(e) => {
                 let (old, new) = if older.size <= newer.size {
                     (older, newer)

@@ -14,9 +14,9 @@ use tokio::sync::Mutex;
 use super::client::SumDb;
 use super::remote::Remote;
 use super::tlog::Tile;
-use crate::gomod::ModulePath;
 use crate::gomod::pattern::PrefixPatterns;
 use crate::gomod::version::{RequestedVersion, parse_escaped_version};
+use crate::gomod::{ModulePath, Version};
 use crate::storage::{PutMode, Storage};
 use crate::upstream::UrlError;
 
@@ -141,8 +141,8 @@ impl SumDbProxy {
         })?;
         let module = ModulePath::from_escaped(escaped_path)
             .map_err(|e| SumDbProxyError::BadRequest(e.to_string()))?;
-        match parse_escaped_version(&module, escaped_version) {
-            Ok(RequestedVersion::Canonical(_)) => {}
+        let version = match parse_escaped_version(&module, escaped_version) {
+            Ok(RequestedVersion::Canonical(v)) => v,
             Ok(RequestedVersion::Query(q)) => {
                 return Err(SumDbProxyError::BadRequest(format!(
                     "{module}@{}: not a canonical version",
@@ -150,14 +150,14 @@ impl SumDbProxy {
                 )));
             }
             Err(e) => return Err(SumDbProxyError::BadRequest(e.to_string())),
-        }
+        };
         if self.private.iter().any(|p| p.matches(module.as_str())) {
             return Err(SumDbProxyError::Forbidden(format!(
                 "{module} is private here (GOPRIVATE/GONOSUMDB): it is never looked up in a public checksum database; \
                  set GONOSUMDB or GOPRIVATE for it on the client too"
             )));
         }
-        self.immutable(remote, sub)
+        self.immutable(remote, sub, Some((&module, &version)))
             .await
             .map(|body| text(body, "public, max-age=86400"))
     }
@@ -165,7 +165,7 @@ impl SumDbProxy {
     async fn tile(&self, remote: &Remote, sub: &str) -> Result<SumDbResponse, SumDbProxyError> {
         Tile::parse_path(sub)
             .map_err(|e| SumDbProxyError::BadRequest(format!("invalid tile path {sub:?}: {e}")))?;
-        let body = self.immutable(remote, sub).await?;
+        let body = self.immutable(remote, sub, None).await?;
         Ok(SumDbResponse {
             body,
             content_type: "application/octet-stream",
@@ -174,7 +174,12 @@ impl SumDbProxy {
     }
 
     /// A cached copy, or the database's answer, cached for next time.
-    async fn immutable(&self, remote: &Remote, sub: &str) -> Result<Bytes, SumDbProxyError> {
+    async fn immutable(
+        &self,
+        remote: &Remote,
+        sub: &str,
+        lookup: Option<(&ModulePath, &Version)>,
+    ) -> Result<Bytes, SumDbProxyError> {
         let key = format!("sumdb/{}/{sub}", remote.name());
         if let Ok(Some(object)) = self.storage.get(&key).await
             && let Ok(body) = crate::storage::read_all(object).await
@@ -191,7 +196,7 @@ impl SumDbProxy {
             }
             Err(e) => return Err(unavailable(remote, e)),
         };
-        if self.may_cache(remote, sub, &body).await
+        if self.may_cache(remote, lookup, &body).await
             && let Err(e) = self
                 .storage
                 .put_bytes(&key, body.clone(), PutMode::IfAbsent)
@@ -207,17 +212,27 @@ impl SumDbProxy {
     /// verifies, and tiles only when the client has authenticated them itself.
     /// Answers of other proxied databases (whose keys the proxy does not know)
     /// are cached as served; clients verify them.
-    async fn may_cache(&self, remote: &Remote, sub: &str, body: &[u8]) -> bool {
+    async fn may_cache(
+        &self,
+        remote: &Remote,
+        lookup: Option<(&ModulePath, &Version)>,
+        body: &[u8],
+    ) -> bool {
         let Some(verifier) = self.verifier.as_ref().filter(|v| v.name() == remote.name()) else {
             return true;
         };
-        if !sub.starts_with("lookup/") {
+        let Some((module, version)) = lookup else {
             return false;
-        }
-        match verifier.verify_lookup(body).await {
-            Ok(_) => true,
+        };
+        // Verified, and the record of the module asked about (not a swapped answer).
+        let verified = match verifier.verify_lookup(body).await {
+            Ok(record) => verifier.hashes_of(record, module, version).map(|_| ()),
+            Err(e) => Err(e),
+        };
+        match verified {
+            Ok(()) => true,
             Err(e) => {
-                tracing::warn!(sumdb = %remote.name(), sub, error = %e, "relayed a checksum database answer that does not verify; not caching it");
+                tracing::warn!(sumdb = %remote.name(), module = %module, version = %version, error = %e, "relayed a checksum database answer that does not verify; not caching it");
                 false
             }
         }
