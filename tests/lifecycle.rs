@@ -592,7 +592,18 @@ async fn a_usage_database_that_is_not_a_database_does_not_stop_serving() {
     .await;
     fetch_version(&proxy, &m).await;
     fetch_version(&proxy, &m).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Files a day old and without usage rows: a working eviction would pick them
+    // up by file time and remove them at once (limit 1 s, runs every 50 ms).
+    let day_ago = std::time::SystemTime::now() - Duration::from_secs(24 * 60 * 60);
+    let dir = proxy.cache.path().join("example.com/untracked/@v");
+    for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+        let file = std::fs::File::options()
+            .write(true)
+            .open(entry.path())
+            .unwrap();
+        file.set_modified(day_ago).unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let cache = proxy.stop_keep_cache().await;
     let root = cache.path();
     assert_eq!(
