@@ -62,13 +62,7 @@ impl TestProxy {
 
     pub async fn start_with(upstreams: &[&str], tweak: impl FnOnce(&mut Settings)) -> TestProxy {
         let cache = tempfile::tempdir().expect("temp cache dir");
-        let mut settings = test_settings(cache.path(), upstreams);
-        tweak(&mut settings);
-        let settings = Arc::new(settings);
-        let server = goproxy::server::start(Arc::clone(&settings))
-            .await
-            .expect("proxy starts");
-        Self::running(cache, settings, server)
+        Self::start_on(cache, upstreams, tweak).await
     }
 
     /// A proxy over an existing cache directory (e.g. one a stopped proxy left,
