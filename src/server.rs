@@ -13,6 +13,7 @@ use crate::cache::usage::UsageDb;
 use crate::config::Settings;
 use crate::fetch::Fetcher;
 use crate::http::{AppState, router};
+use crate::progress::Progress;
 use crate::storage::Storage;
 use crate::storage::fs::FsStorage;
 use crate::sumdb::client::SumDb;
@@ -45,11 +46,17 @@ pub struct Server {
     task: JoinHandle<std::io::Result<()>>,
     usage: Option<Arc<UsageDb>>,
     cleanup: Option<JoinHandle<()>>,
+    progress: Progress,
 }
 
 impl Server {
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The registry of active upstream downloads (for progress displays).
+    pub fn progress(&self) -> &Progress {
+        &self.progress
     }
 
     /// Stops accepting connections and waits for in-flight requests, at most
@@ -181,11 +188,13 @@ async fn serve(
 ) -> Result<Server, StartError> {
     let upstreams = Arc::new(Upstreams::new(Arc::clone(&settings))?);
     let (sumdb, sumdb_proxy) = checksum_databases(&settings, &upstreams, &storage);
+    let progress = Progress::new();
     let fetcher = Arc::new(Fetcher::new(
         Arc::clone(&storage),
         upstreams,
         Arc::clone(&settings),
         sumdb,
+        progress.clone(),
     ));
     let state = AppState {
         settings: Arc::clone(&settings),
@@ -226,6 +235,7 @@ async fn serve(
         task,
         usage,
         cleanup: None,
+        progress,
     })
 }
 

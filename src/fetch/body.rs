@@ -7,6 +7,7 @@ use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
+use crate::progress::Reporter;
 use crate::upstream::{BodyError, describe_error};
 
 /// Streams a body into `path` from the start (a retry overwrites what an earlier
@@ -15,6 +16,7 @@ pub(super) async fn stream_to_file(
     response: reqwest::Response,
     path: &std::path::Path,
     limit: u64,
+    report: &Reporter,
 ) -> Result<(u64, String), BodyError> {
     if response.content_length().is_some_and(|n| n > limit) {
         return Err(BodyError::Invalid(format!(
@@ -42,6 +44,7 @@ pub(super) async fn stream_to_file(
             )));
         }
         hasher.update(&chunk);
+        report.add(chunk.len() as u64);
         file.write_all(&chunk).await.map_err(local)?;
     }
     file.flush().await.map_err(local)?;

@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime};
 use crate::cache::{ArtifactKey, ExpiringSet};
 use crate::config::Settings;
 use crate::flight::{Flights, Role};
+use crate::progress::Progress;
 use crate::storage::{Object, Storage, StorageError};
 use crate::sumdb::client::{SumDb, SumDbError};
 use crate::upstream::{UpstreamError, Upstreams};
@@ -99,6 +100,8 @@ pub struct Fetcher {
     /// Mutable entries whose refresh just failed: served stale without asking the
     /// upstreams again until this expires, so an offline proxy answers at once.
     refresh_failed: ExpiringSet<ArtifactKey>,
+    /// Where zip downloads report their progress (terminal bars, status page).
+    progress: Progress,
 }
 
 /// How long a failed refresh is remembered: short, so a recovered upstream is seen soon.
@@ -110,6 +113,7 @@ impl Fetcher {
         upstreams: Arc<Upstreams>,
         settings: Arc<Settings>,
         sumdb: Option<Arc<SumDb>>,
+        progress: Progress,
     ) -> Self {
         let negative = ExpiringSet::new(settings.negative_ttl);
         let refresh_failed = ExpiringSet::new(REFRESH_RETRY_AFTER);
@@ -121,6 +125,7 @@ impl Fetcher {
             flights: Flights::default(),
             negative,
             refresh_failed,
+            progress,
         }
     }
 

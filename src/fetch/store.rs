@@ -12,6 +12,7 @@ use super::{FetchError, Fetcher, validate};
 use crate::cache::{ArtifactKey, ArtifactKind, Sidecar};
 use crate::gomod::version::RequestedVersion;
 use crate::gomod::{self, dirhash, zip::MAX_GO_MOD, zip::MAX_ZIP_FILE};
+use crate::progress::Transfer;
 use crate::storage::{PutMode, Staged};
 use crate::sumdb::client::ModuleHashes;
 use crate::upstream::{BodyError, Fetched, UpstreamError, read_limited};
@@ -190,6 +191,7 @@ impl Fetcher {
         // The temp file is created when an upstream first answers 200, so a miss
         // that ends in "not found" leaves nothing (not even directories) behind.
         let staged: tokio::sync::Mutex<Option<Staged>> = tokio::sync::Mutex::new(None);
+        let transfer: Mutex<Option<Transfer>> = Mutex::new(None);
         let want = expected.map(|e| e.zip.clone());
         let fetched = self
             .upstreams
@@ -198,6 +200,8 @@ impl Fetcher {
                 let version = version.clone();
                 let want = want.clone();
                 let staged = &staged;
+                let transfer = &transfer;
+                let name = &name;
                 async move {
                     let path = {
                         let mut slot = staged.lock().await;
@@ -213,7 +217,15 @@ impl Fetcher {
                         *slot = Some(file);
                         path
                     };
-                    let (size, sha256) = stream_to_file(response, &path, MAX_ZIP_FILE).await?;
+                    let report = {
+                        let mut slot = transfer.lock().unwrap_or_else(|e| e.into_inner());
+                        let t = slot.get_or_insert_with(|| self.progress.start(name.clone()));
+                        t.reset();
+                        t.set_total(response.content_length().unwrap_or(0));
+                        t.reporter()
+                    };
+                    let (size, sha256) =
+                        stream_to_file(response, &path, MAX_ZIP_FILE, &report).await?;
                     // Validation and hashing read the whole zip: off the async threads.
                     let checked =
                         tokio::task::spawn_blocking(move || -> Result<Option<String>, String> {
@@ -235,11 +247,17 @@ impl Fetcher {
                     Ok((size, sha256))
                 }
             })
-            .await
-            .map_err(|source| FetchError::Upstream {
-                name: name.clone(),
-                source,
-            })?;
+            .await;
+        let transfer = transfer.into_inner().unwrap_or_else(|e| e.into_inner());
+        let fetched = match fetched {
+            Ok(fetched) => fetched,
+            Err(source) => {
+                if let Some(t) = transfer {
+                    t.failed(source.to_string());
+                }
+                return Err(FetchError::Upstream { name, source });
+            }
+        };
         let Some(staged) = staged.into_inner() else {
             return Err(FetchError::Internal {
                 name,
@@ -247,13 +265,17 @@ impl Fetcher {
             });
         };
         let (size, sha256) = fetched.value;
-        self.storage
-            .commit(staged, PutMode::IfAbsent)
-            .await
-            .map_err(|source| FetchError::Storage {
-                name: name.clone(),
-                source,
-            })?;
+        let committed = self.storage.commit(staged, PutMode::IfAbsent).await;
+        if let Some(t) = transfer {
+            match &committed {
+                Ok(_) => t.succeeded(),
+                Err(e) => t.failed(e.to_string()),
+            }
+        }
+        committed.map_err(|source| FetchError::Storage {
+            name: name.clone(),
+            source,
+        })?;
         Ok(Sidecar {
             fetched_at: unix_now(),
             upstream: fetched.upstream,
