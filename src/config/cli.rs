@@ -132,6 +132,21 @@ pub struct CliArgs {
     /// How often eviction runs. [env: CLEANUP_INTERVAL] [default: 24h]
     #[arg(long, value_name = "DURATION")]
     pub cleanup_interval: Option<String>,
+
+    /// Connections one large zip download uses at once, with Range requests; 1
+    /// disables parallel downloads. [env: DOWNLOAD_CONNECTIONS] [default: 4]
+    #[arg(long, value_name = "N")]
+    pub download_connections: Option<String>,
+
+    /// Zips at least this big are downloaded over several connections.
+    /// [env: DOWNLOAD_PARALLEL_THRESHOLD] [default: 512KiB]
+    #[arg(long, value_name = "SIZE")]
+    pub download_parallel_threshold: Option<String>,
+
+    /// Zip downloads from upstreams at the same time; more wait in order; 0 means
+    /// no limit. [env: MAX_CONCURRENT_DOWNLOADS] [default: 4]
+    #[arg(long, value_name = "N")]
+    pub max_concurrent_downloads: Option<String>,
 }
 
 impl CliArgs {
@@ -159,6 +174,9 @@ impl CliArgs {
             Key::ProxiedSumdbs => &self.proxied_sumdbs,
             Key::MaxCacheAge => &self.max_cache_age,
             Key::MaxCacheSize => &self.max_cache_size,
+            Key::DownloadConnections => &self.download_connections,
+            Key::DownloadParallelThreshold => &self.download_parallel_threshold,
+            Key::MaxConcurrentDownloads => &self.max_concurrent_downloads,
             Key::CleanupInterval => &self.cleanup_interval,
         }
         .clone()

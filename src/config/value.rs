@@ -72,6 +72,11 @@ pub(super) fn expected(key: Key) -> &'static str {
         Key::MaxCacheAge => "expected a duration, e.g. 720h or 30d (0s keeps everything)",
         Key::MaxCacheSize => "expected a size, e.g. 50GiB, 500MB or 1TB (0 means no limit)",
         Key::CleanupInterval => EXPECT_TIMEOUT,
+        Key::DownloadConnections => {
+            "expected a whole number from 1 to 64 (1 disables parallel downloads)"
+        }
+        Key::DownloadParallelThreshold => "expected a size, e.g. 512KiB or 4MiB",
+        Key::MaxConcurrentDownloads => "expected a whole number (0 means no limit)",
     }
 }
 
@@ -209,6 +214,31 @@ pub(super) fn attempts(text: &str) -> Result<u32, Invalid> {
         Some(n) if n >= 1 => Ok(n),
         _ => Err(Invalid::new("value", text, expected(Key::RetryAttempts))),
     }
+}
+
+/// More connections than this buys nothing from one server and looks like abuse.
+const MAX_DOWNLOAD_CONNECTIONS: u32 = 64;
+
+pub(super) fn connections(text: &str) -> Result<u32, Invalid> {
+    match whole_number(text.trim()) {
+        Some(n) if (1..=MAX_DOWNLOAD_CONNECTIONS).contains(&n) => Ok(n),
+        _ => Err(Invalid::new(
+            "value",
+            text,
+            expected(Key::DownloadConnections),
+        )),
+    }
+}
+
+pub(super) fn download_limit(text: &str) -> Result<u32, Invalid> {
+    whole_number(text.trim())
+        .ok_or_else(|| Invalid::new("value", text, expected(Key::MaxConcurrentDownloads)))
+}
+
+pub(super) fn threshold(text: &str) -> Result<u64, Invalid> {
+    size(text)
+        .map(|s| s.unwrap_or(0))
+        .map_err(|_| Invalid::new("size", text, expected(Key::DownloadParallelThreshold)))
 }
 
 pub(super) fn duration(text: &str) -> Result<Duration, Invalid> {

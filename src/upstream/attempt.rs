@@ -21,8 +21,9 @@ pub enum BodyError {
     Local(String),
 }
 
+/// How one attempt at one upstream failed; decides whether it is retried.
 #[derive(Debug)]
-pub(super) enum AttemptError {
+pub enum AttemptError {
     NotFound(u16),
     Transient {
         reason: String,
@@ -34,11 +35,11 @@ pub(super) enum AttemptError {
 }
 
 impl AttemptError {
-    pub(super) fn is_transient(&self) -> bool {
+    pub fn is_transient(&self) -> bool {
         matches!(self, AttemptError::Transient { .. })
     }
 
-    pub(super) fn retry_after(&self) -> Option<Duration> {
+    pub fn retry_after(&self) -> Option<Duration> {
         match self {
             AttemptError::Transient { retry_after, .. } => *retry_after,
             _ => None,
@@ -86,20 +87,8 @@ where
         }
         Ok(Ok(r)) => r,
     };
-    let status = response.status();
-    match status {
-        StatusCode::OK => {}
-        StatusCode::NOT_FOUND | StatusCode::GONE => {
-            return Err(AttemptError::NotFound(status.as_u16()));
-        }
-        s if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS => {
-            let retry_after = parse_retry_after(response.headers().get(RETRY_AFTER));
-            return Err(AttemptError::Transient {
-                reason: format!("status {s}"),
-                retry_after,
-            });
-        }
-        s => return Err(AttemptError::Fatal(format!("unexpected status {s}"))),
+    if response.status() != StatusCode::OK {
+        return Err(classify_status(&response));
     }
     let etag = response
         .headers()
@@ -116,6 +105,19 @@ where
             Err(AttemptError::Fatal(format!("invalid response: {reason}")))
         }
         Err(BodyError::Local(reason)) => Err(AttemptError::Local(reason)),
+    }
+}
+
+/// The error for a response whose status is not the one wanted: 404/410 are
+/// "not found", 5xx and 429 are retried (honouring Retry-After), the rest is final.
+pub fn classify_status(response: &reqwest::Response) -> AttemptError {
+    match response.status() {
+        s @ (StatusCode::NOT_FOUND | StatusCode::GONE) => AttemptError::NotFound(s.as_u16()),
+        s if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS => AttemptError::Transient {
+            reason: format!("status {s}"),
+            retry_after: parse_retry_after(response.headers().get(RETRY_AFTER)),
+        },
+        s => AttemptError::Fatal(format!("unexpected status {s}")),
     }
 }
 

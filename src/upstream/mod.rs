@@ -7,7 +7,9 @@ mod body;
 mod client;
 mod error;
 
-pub use attempt::{BodyError, describe_reqwest_error as describe_error};
+pub use attempt::{
+    AttemptError, BodyError, classify_status, describe_reqwest_error as describe_error,
+};
 pub use body::read_limited;
 pub use client::build_client;
 pub use error::{UpstreamError, UpstreamFailure, UrlError};
@@ -20,7 +22,6 @@ use backon::{ExponentialBuilder, Retryable};
 use url::Url;
 
 use crate::config::{Settings, redact_url};
-use attempt::AttemptError;
 
 /// Retry-After values longer than this are not waited for: the upstream is given up
 /// on for this request instead of holding the client that long.
@@ -105,11 +106,36 @@ impl Upstreams {
         F: Fn(reqwest::Response) -> Fut,
         Fut: Future<Output = Result<T, BodyError>>,
     {
+        let settings = &self.settings;
+        let consume = &consume;
+        self.fetch_with(path, |client, url| async move {
+            attempt::run(&client, settings, &url, consume).await
+        })
+        .await
+    }
+
+    /// Like [`fetch`](Self::fetch), but each attempt is the caller's own
+    /// request sequence (e.g. ranged requests over several connections), given
+    /// (a handle to) the shared client and the full URL on one upstream. The retry policy,
+    /// the fallback order and the final answer are the same.
+    pub async fn fetch_with<T, F, Fut>(
+        &self,
+        path: &str,
+        attempt: F,
+    ) -> Result<Fetched<T>, UpstreamError>
+    where
+        F: Fn(reqwest::Client, Url) -> Fut,
+        Fut: Future<Output = Result<(T, Option<String>), AttemptError>>,
+    {
         let mut failures = Vec::new();
         let mut not_found = false;
         for base in &self.bases {
             let url = base.join(path);
-            let result = self.fetch_url(&url, &base.display, &consume).await;
+            let result = self
+                .retrying(&url, &base.display, || {
+                    attempt(self.client.clone(), url.clone())
+                })
+                .await;
             match result {
                 Ok((value, etag)) => {
                     return Ok(Fetched {
@@ -161,6 +187,14 @@ impl Upstreams {
         Fut: Future<Output = Result<T, BodyError>>,
     {
         let attempt = || async { attempt::run(&self.client, &self.settings, url, consume).await };
+        self.retrying(url, label, attempt).await
+    }
+
+    async fn retrying<T, A, Fut>(&self, url: &Url, label: &str, attempt: A) -> Result<T, UrlError>
+    where
+        A: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, AttemptError>>,
+    {
         let backoff = ExponentialBuilder::default()
             .with_min_delay(self.settings.retry_backoff)
             .with_max_delay(
