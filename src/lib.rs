@@ -8,6 +8,7 @@
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod download;
 pub mod fetch;
 pub mod flight;
 pub mod gomod;

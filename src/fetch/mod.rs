@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::cache::{ArtifactKey, ExpiringSet};
 use crate::config::Settings;
+use crate::download::DownloadSlots;
 use crate::flight::{Flights, Role};
 use crate::progress::Progress;
 use crate::storage::{Object, Storage, StorageError};
@@ -102,6 +103,8 @@ pub struct Fetcher {
     refresh_failed: ExpiringSet<ArtifactKey>,
     /// Where zip downloads report their progress (terminal bars, status page).
     progress: Progress,
+    /// The bound on concurrent zip downloads (`max_concurrent_downloads`).
+    slots: DownloadSlots,
 }
 
 /// How long a failed refresh is remembered: short, so a recovered upstream is seen soon.
@@ -117,6 +120,7 @@ impl Fetcher {
     ) -> Self {
         let negative = ExpiringSet::new(settings.negative_ttl);
         let refresh_failed = ExpiringSet::new(REFRESH_RETRY_AFTER);
+        let slots = DownloadSlots::new(settings.max_concurrent_downloads);
         Fetcher {
             storage,
             upstreams,
@@ -126,7 +130,13 @@ impl Fetcher {
             negative,
             refresh_failed,
             progress,
+            slots,
         }
+    }
+
+    /// Zip downloads waiting for a slot under `max_concurrent_downloads`.
+    pub fn downloads_waiting(&self) -> usize {
+        self.slots.waiting()
     }
 
     pub fn storage(&self) -> &Arc<dyn Storage> {

@@ -7,15 +7,15 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use super::body::{hex, stream_to_file, unix_now};
+use super::body::{hex, unix_now};
 use super::{FetchError, Fetcher, validate};
 use crate::cache::{ArtifactKey, ArtifactKind, Sidecar};
+use crate::download::{Job, Target};
 use crate::gomod::version::RequestedVersion;
 use crate::gomod::{self, dirhash, zip::MAX_GO_MOD, zip::MAX_ZIP_FILE};
-use crate::progress::Transfer;
-use crate::storage::{PutMode, Staged};
+use crate::storage::PutMode;
 use crate::sumdb::client::ModuleHashes;
-use crate::upstream::{BodyError, Fetched, UpstreamError, read_limited};
+use crate::upstream::{AttemptError, BodyError, Fetched, UpstreamError, read_limited};
 
 /// A checksum mismatch seen while taking in an upstream's answer: (got, want).
 type Mismatch = Mutex<Option<(String, String)>>;
@@ -188,103 +188,130 @@ impl Fetcher {
         mismatch: &Mismatch,
     ) -> Result<Sidecar, FetchError> {
         let name = key.display_name();
-        // The temp file is created when an upstream first answers 200, so a miss
-        // that ends in "not found" leaves nothing (not even directories) behind.
-        let staged: tokio::sync::Mutex<Option<Staged>> = tokio::sync::Mutex::new(None);
-        let transfer: Mutex<Option<Transfer>> = Mutex::new(None);
-        let want = expected.map(|e| e.zip.clone());
+        let path = key.storage_key();
+        let storage_err = |source| FetchError::Storage {
+            name: name.clone(),
+            source,
+        };
+        let _slot = self.slots.acquire(&name).await;
+        let target = Target::open(Arc::clone(&self.storage), &path)
+            .await
+            .map_err(storage_err)?;
+        let transfer = self.progress.start(name.clone());
+        let (target_ref, transfer_ref) = (&target, &transfer);
         let fetched = self
             .upstreams
-            .fetch(&key.storage_key(), |response| {
-                let module = key.module.clone();
-                let version = version.clone();
-                let want = want.clone();
-                let staged = &staged;
-                let transfer = &transfer;
-                let name = &name;
+            .fetch_with(&path, |client, url| {
+                let target = target_ref;
+                let job = Job {
+                    client,
+                    url,
+                    target,
+                    settings: &self.settings,
+                    transfer: transfer_ref,
+                    limit: MAX_ZIP_FILE,
+                };
                 async move {
-                    let path = {
-                        let mut slot = staged.lock().await;
-                        let file = match slot.take() {
-                            Some(file) => file,
-                            None => self.storage.stage(&key.storage_key()).await.map_err(|e| {
-                                BodyError::Local(format!(
-                                    "cannot create a temp file in the cache: {e}"
-                                ))
-                            })?,
-                        };
-                        let path = file.path().to_owned();
-                        *slot = Some(file);
-                        path
-                    };
-                    let report = {
-                        let mut slot = transfer.lock().unwrap_or_else(|e| e.into_inner());
-                        let t = slot.get_or_insert_with(|| self.progress.start(name.clone()));
-                        t.reset();
-                        t.set_total(response.content_length().unwrap_or(0));
-                        t.reporter()
-                    };
-                    let (size, sha256) =
-                        stream_to_file(response, &path, MAX_ZIP_FILE, &report).await?;
-                    // Validation and hashing read the whole zip: off the async threads.
-                    let checked =
-                        tokio::task::spawn_blocking(move || -> Result<Option<String>, String> {
-                            gomod::zip::check_zip(&module, &version, &path)
-                                .map_err(|e| e.to_string())?;
-                            match want {
-                                Some(_) => dirhash::hash_zip(&path)
-                                    .map(Some)
-                                    .map_err(|e| e.to_string()),
-                                None => Ok(None),
-                            }
-                        })
+                    let etag = job.run().await?;
+                    match self
+                        .check_zip(key, version, target, expected, mismatch)
                         .await
-                        .map_err(|e| BodyError::Local(format!("zip check task failed: {e}")))?;
-                    let got = checked.map_err(BodyError::Invalid)?;
-                    if let (Some(got), Some(want)) = (got, &expected) {
-                        compare(got, &want.zip, mismatch).map_err(BodyError::Invalid)?;
+                    {
+                        Ok(checked) => Ok((checked, etag)),
+                        Err(BodyError::Local(reason)) => Err(AttemptError::Local(reason)),
+                        Err(BodyError::Invalid(reason) | BodyError::Transient(reason)) => {
+                            // Bad content must not be resumed by the next attempt.
+                            if let Err(e) = target.reset().await {
+                                return Err(AttemptError::Local(format!(
+                                    "cannot discard an invalid download: {e}"
+                                )));
+                            }
+                            Err(AttemptError::Fatal(format!("invalid response: {reason}")))
+                        }
                     }
-                    Ok((size, sha256))
                 }
             })
             .await;
-        let transfer = transfer.into_inner().unwrap_or_else(|e| e.into_inner());
         let fetched = match fetched {
             Ok(fetched) => fetched,
             Err(source) => {
-                if let Some(t) = transfer {
-                    t.failed(source.to_string());
-                }
+                transfer.failed(source.to_string());
+                target.abandon().await;
                 return Err(FetchError::Upstream { name, source });
             }
         };
-        let Some(staged) = staged.into_inner() else {
-            return Err(FetchError::Internal {
-                name,
-                reason: "the download left no temp file".to_owned(),
-            });
-        };
         let (size, sha256) = fetched.value;
-        let committed = self.storage.commit(staged, PutMode::IfAbsent).await;
-        if let Some(t) = transfer {
-            match &committed {
-                Ok(_) => t.succeeded(),
-                Err(e) => t.failed(e.to_string()),
+        match target.commit().await {
+            Ok(_) => transfer.succeeded(),
+            Err(e) => {
+                transfer.failed(e.to_string());
+                return Err(storage_err(e));
             }
         }
-        committed.map_err(|source| FetchError::Storage {
-            name: name.clone(),
-            source,
-        })?;
         Ok(Sidecar {
             fetched_at: unix_now(),
             upstream: fetched.upstream,
             etag: fetched.etag,
             sha256,
             size,
-            h1: want,
+            h1: expected.map(|e| e.zip.clone()),
         })
     }
+
+    /// Checks a downloaded zip before it may become visible: a valid module
+    /// zip for this module and version, and the checksum database's hash when
+    /// there is one. Returns its size and SHA-256.
+    async fn check_zip(
+        &self,
+        key: &ArtifactKey,
+        version: &gomod::Version,
+        target: &Target,
+        expected: Option<&ModuleHashes>,
+        mismatch: &Mismatch,
+    ) -> Result<(u64, String), BodyError> {
+        let module = key.module.clone();
+        let version = version.clone();
+        let path = target
+            .path()
+            .ok_or_else(|| BodyError::Local("the download left no file".to_owned()))?
+            .to_owned();
+        let hash_h1 = expected.is_some();
+        // Validation and hashing read the whole zip: off the async threads.
+        let checked = tokio::task::spawn_blocking(move || -> Result<_, String> {
+            gomod::zip::check_zip(&module, &version, &path).map_err(|e| e.to_string())?;
+            let (size, sha256) = sha256_file(&path).map_err(|e| e.to_string())?;
+            let h1 = match hash_h1 {
+                true => Some(dirhash::hash_zip(&path).map_err(|e| e.to_string())?),
+                false => None,
+            };
+            Ok((size, sha256, h1))
+        })
+        .await
+        .map_err(|e| BodyError::Local(format!("zip check task failed: {e}")))?;
+        let (size, sha256, h1) = checked.map_err(BodyError::Invalid)?;
+        if let (Some(got), Some(want)) = (h1, expected) {
+            compare(got, &want.zip, mismatch).map_err(BodyError::Invalid)?;
+        }
+        Ok((size, sha256))
+    }
+}
+
+/// Size and hex SHA-256 of a file, read in blocks.
+fn sha256_file(path: &std::path::Path) -> std::io::Result<(u64, String)> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        hasher.update(&buf[..n]);
+    }
+    Ok((size, hex(&hasher.finalize())))
 }
 
 /// Compares a computed hash with the checksum database's, remembering a mismatch

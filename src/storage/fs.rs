@@ -508,6 +508,25 @@ impl Storage for FsStorage {
         Ok(Staged::new(key.to_owned(), tmp))
     }
 
+    async fn resumable_path(&self, key: &str, create: bool) -> Result<Option<PathBuf>> {
+        check_key(key)?;
+        let target = self.path_of(key);
+        blocking(key, move || {
+            let dir = parent_dir(&target)?;
+            if create {
+                create_dirs(dir)?;
+            }
+            let name = target
+                .file_name()
+                .ok_or_else(|| io::Error::other("key has no file name"))?
+                .to_string_lossy();
+            // The temp prefix keeps it out of listings, and the startup sweep
+            // removes it once it is a day old.
+            Ok(Some(dir.join(format!("{TEMP_PREFIX}{name}.partial"))))
+        })
+        .await
+    }
+
     async fn commit(&self, staged: Staged, mode: PutMode) -> Result<PutOutcome> {
         let (key, tmp) = staged.into_parts();
         check_key(&key)?;

@@ -96,6 +96,19 @@ impl Staged {
     pub fn file(&self) -> &std::fs::File {
         self.file.as_file()
     }
+    /// Adopts an existing local file (e.g. a finished resumable download) as the
+    /// staged content of `key`; it is deleted if never committed.
+    pub fn from_path(key: String, path: PathBuf) -> std::io::Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)?;
+        let path = tempfile::TempPath::try_from_path(path)?;
+        Ok(Staged {
+            key,
+            file: tempfile::NamedTempFile::from_parts(file, path),
+        })
+    }
     pub fn into_parts(self) -> (String, tempfile::NamedTempFile) {
         (self.key, self.file)
     }
@@ -115,6 +128,15 @@ pub trait Storage: Send + Sync + 'static {
     async fn put_bytes(&self, key: &str, data: Bytes, mode: PutMode) -> Result<PutOutcome>;
     /// A local temp file to fill with the future content of `key` (for large objects).
     async fn stage(&self, key: &str) -> Result<Staged>;
+    /// A fixed local path where a download of `key` can keep its bytes across
+    /// restarts, so an interrupted download resumes instead of starting over;
+    /// with `create`, its directory is created. `None`: this backend keeps no
+    /// such files, and downloads use `stage` instead. Commit it with
+    /// [`Staged::from_path`].
+    async fn resumable_path(&self, key: &str, create: bool) -> Result<Option<PathBuf>> {
+        let _ = (key, create);
+        Ok(None)
+    }
     /// Publish a staged file under its key, atomically (fsync before it becomes visible).
     async fn commit(&self, staged: Staged, mode: PutMode) -> Result<PutOutcome>;
     /// Remove `key`; `false` if it was absent.

@@ -1,0 +1,480 @@
+//! One attempt at downloading a zip from one upstream URL into a [`Target`]:
+//! over several connections with `Range` requests when the upstream supports
+//! them, over one otherwise, continuing from whatever the target already holds.
+//!
+//! Every ranged request carries `If-Range` with the body's validator and must be
+//! answered with `206` and exactly the `Content-Range` asked for. A `200` to the
+//! first request means "no range support" and the body is taken whole; a `200`
+//! or a different validator later means the body changed, and the download
+//! restarts from nothing: bytes of two bodies are never spliced.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_RANGE, IF_RANGE, RANGE};
+use url::Url;
+
+use super::ranges::{parse_content_range, piece_size, pieces};
+use super::state::{PartialState, Validator};
+use super::target::Target;
+use crate::config::{Settings, redact_url};
+use crate::progress::{Reporter, Transfer};
+use crate::upstream::{AttemptError, classify_status, describe_error};
+
+/// Bytes gathered from the network before one positioned write.
+const WRITE_CHUNK: usize = 256 * 1024;
+/// How often progress is made durable while a download runs.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// A body that changes this often during one attempt is not worth chasing.
+const MAX_RESTARTS: u32 = 3;
+
+/// Why a step did not finish the download.
+enum Step {
+    /// The upstream's body changed under us: start over from nothing.
+    Restart(String),
+    /// Ranged requests are not usable with this upstream: one plain GET.
+    Single(String),
+    Fail(AttemptError),
+}
+
+impl From<AttemptError> for Step {
+    fn from(e: AttemptError) -> Self {
+        Step::Fail(e)
+    }
+}
+
+pub struct Job<'a> {
+    pub client: reqwest::Client,
+    pub url: Url,
+    pub target: &'a Target,
+    pub settings: &'a Settings,
+    pub transfer: &'a Transfer,
+    /// Largest body accepted.
+    pub limit: u64,
+}
+
+impl Job<'_> {
+    /// Downloads until the target holds the whole body; returns the upstream's ETag.
+    pub async fn run(&self) -> Result<Option<String>, AttemptError> {
+        let mut restarts = 0;
+        loop {
+            let step = match self.ranged().await {
+                Ok(etag) => return Ok(etag),
+                Err(step) => step,
+            };
+            match step {
+                Step::Fail(e) => return Err(e),
+                Step::Single(reason) => {
+                    tracing::info!(url = %redact_url(&self.url), reason, "downloading over one connection");
+                    self.reset().await?;
+                    return self.single().await;
+                }
+                Step::Restart(reason) => {
+                    restarts += 1;
+                    self.reset().await?;
+                    if restarts > MAX_RESTARTS {
+                        return Err(transient(format!(
+                            "the upstream's file changed {restarts} times during the download ({reason})"
+                        )));
+                    }
+                    tracing::warn!(url = %redact_url(&self.url), reason, "upstream file changed; restarting the download");
+                }
+            }
+        }
+    }
+
+    async fn reset(&self) -> Result<(), AttemptError> {
+        self.transfer.reset();
+        self.target.reset().await.map_err(local)
+    }
+
+    /// The ranged path: first request, then the missing pieces in parallel.
+    async fn ranged(&self) -> Result<Option<String>, Step> {
+        let source = redact_url(&self.url);
+        let connections = self.settings.download_connections.max(1);
+        let resume = self.target.state().clone().filter(|s| s.source == source);
+        if resume.is_none() && self.target.state().is_some() {
+            // Progress from another upstream: its bytes may be another body.
+            self.reset().await?;
+        }
+        let first = match &resume {
+            Some(state) => {
+                let gaps = state.done.missing(state.size);
+                let Some(&(start, end)) = gaps.first() else {
+                    self.transfer.set_total(state.size);
+                    self.transfer.set_resumed(state.size);
+                    return self.finish(state.size).await;
+                };
+                let left: u64 = gaps.iter().map(|(s, e)| e - s).sum();
+                (start, end.min(start + piece_size(left, connections)))
+            }
+            None => (0, self.settings.download_parallel_threshold.max(1)),
+        };
+        let validator = resume.as_ref().map(|s| s.validator.clone());
+        let response = self.get(Some(first), validator.as_ref()).await?;
+        match response.status() {
+            StatusCode::PARTIAL_CONTENT => {}
+            // No range support, or (with If-Range) a different body: take it whole.
+            StatusCode::OK => {
+                self.reset().await?;
+                return self.consume_whole(response).await.map_err(Step::Fail);
+            }
+            StatusCode::RANGE_NOT_SATISFIABLE => {
+                return Err(Step::Single("the upstream refused the byte range".into()));
+            }
+            _ => return Err(classify_status(&response).into()),
+        }
+        let (start, end, total) = content_range(&response)
+            .ok_or_else(|| Step::Single("the upstream sent no usable Content-Range".into()))?;
+        if (start, end) != (first.0, first.1.min(total)) {
+            return Err(Step::Single(format!(
+                "the upstream sent bytes {start}-{end} for a request of {}-{}",
+                first.0, first.1
+            )));
+        }
+        self.check_size(total)?;
+        let validator = match resume {
+            Some(state) => {
+                if state.size != total || state.validator.contradicted_by(response.headers()) {
+                    return Err(Step::Restart("size or validator differs".into()));
+                }
+                self.transfer.set_resumed(state.done.covered());
+                Some(state.validator)
+            }
+            None => match Validator::of(response.headers()) {
+                Some(v) => {
+                    let state = PartialState::new(source, total, v.clone());
+                    self.target
+                        .begin(Some(state), Some(total))
+                        .await
+                        .map_err(local)?;
+                    Some(v)
+                }
+                // Without a validator, pieces of two bodies could not be told
+                // apart: only a single response that is the whole body is safe.
+                None if (start, end) == (0, total) => {
+                    self.target.begin(None, Some(total)).await.map_err(local)?;
+                    None
+                }
+                None => {
+                    return Err(Step::Single(
+                        "the upstream sends neither ETag nor Last-Modified".into(),
+                    ));
+                }
+            },
+        };
+        self.transfer.set_total(total);
+        let etag = validator.as_ref().and_then(etag_of);
+        let mut planned = self
+            .target
+            .state()
+            .as_ref()
+            .map(|s| s.done.clone())
+            .unwrap_or_default();
+        planned.insert(start, end);
+        let gaps = planned.missing(total);
+        let left: u64 = gaps.iter().map(|(s, e)| e - s).sum();
+        let queue = Mutex::new(pieces(&gaps, piece_size(left, connections)));
+        let workers = (connections as usize).min(1 + queue.lock().map(|q| q.len()).unwrap_or(0));
+        self.transfer.set_connections(workers as u64);
+        let plan = Plan {
+            queue,
+            total,
+            validator: validator.as_ref(),
+        };
+        let first_worker = async {
+            let got = self.write_body(response, start, end).await?;
+            complete(start, got, end)?;
+            self.work(&plan).await
+        };
+        let mut all =
+            vec![Box::pin(first_worker) as std::pin::Pin<Box<dyn Future<Output = _> + Send>>];
+        for _ in 1..workers {
+            all.push(Box::pin(self.work(&plan)));
+        }
+        let result = self
+            .checkpointing(futures_util::future::try_join_all(all))
+            .await;
+        result?;
+        self.finish(total).await.map(|_| etag)
+    }
+
+    /// Runs `work` while making progress durable every second, and once more
+    /// at the end whatever happened (so a failure keeps what was fetched).
+    async fn checkpointing<T>(
+        &self,
+        work: impl Future<Output = Result<T, Step>>,
+    ) -> Result<T, Step> {
+        let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+        tick.tick().await;
+        tokio::pin!(work);
+        let result = loop {
+            tokio::select! {
+                result = &mut work => break result,
+                _ = tick.tick() => {
+                    if let Err(e) = self.target.checkpoint().await {
+                        break Err(Step::Fail(local(e)));
+                    }
+                }
+            }
+        };
+        self.target.checkpoint().await.map_err(local)?;
+        result
+    }
+
+    /// The target is complete when every byte of `total` is recorded.
+    async fn finish(&self, total: u64) -> Result<Option<String>, Step> {
+        let state = self.target.state().clone();
+        match state {
+            Some(state) if state.done.is_complete(total) => Ok(etag_of(&state.validator)),
+            Some(state) => Err(Step::Fail(transient(format!(
+                "download incomplete: {} of {total} bytes",
+                state.done.covered()
+            )))),
+            None => Ok(None),
+        }
+    }
+
+    /// One connection's loop: take the next missing piece until none is left.
+    async fn work(&self, plan: &Plan<'_>) -> Result<(), Step> {
+        loop {
+            let next = plan.queue.lock().ok().and_then(|mut q| q.pop_front());
+            let Some((start, end)) = next else {
+                return Ok(());
+            };
+            let Some(validator) = plan.validator else {
+                return Err(Step::Single(
+                    "no validator to keep pieces consistent".into(),
+                ));
+            };
+            let response = self.get(Some((start, end)), Some(validator)).await?;
+            match response.status() {
+                StatusCode::PARTIAL_CONTENT => {}
+                StatusCode::OK | StatusCode::RANGE_NOT_SATISFIABLE => {
+                    return Err(Step::Restart(format!(
+                        "a ranged request was answered with {}",
+                        response.status()
+                    )));
+                }
+                _ => return Err(classify_status(&response).into()),
+            }
+            if validator.contradicted_by(response.headers()) {
+                return Err(Step::Restart("a piece came with another validator".into()));
+            }
+            match content_range(&response) {
+                Some((s, e, t)) if (s, e) == (start, end) && t == plan.total => {}
+                Some((_, _, t)) if t != plan.total => {
+                    return Err(Step::Restart(format!("the size changed to {t}")));
+                }
+                _ => {
+                    return Err(Step::Single(format!(
+                        "wrong Content-Range for bytes {start}-{end}"
+                    )));
+                }
+            }
+            let got = self.write_body(response, start, end).await?;
+            complete(start, got, end)?;
+        }
+    }
+
+    /// Streams a response's body into the target from `start`, never past `end`;
+    /// returns where the body ended. What arrived before a connection broke is
+    /// kept (and recorded).
+    async fn write_body(
+        &self,
+        response: reqwest::Response,
+        start: u64,
+        end: u64,
+    ) -> Result<u64, Step> {
+        let report = self.transfer.reporter();
+        let mut pos = start;
+        let mut buf = Vec::with_capacity(WRITE_CHUNK);
+        let mut stream = response.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    self.write(&mut buf, &mut pos, &report).await?;
+                    return Err(transient(describe_error(&e)).into());
+                }
+            };
+            if pos + (buf.len() + chunk.len()) as u64 > end {
+                return Err(Step::Single(format!(
+                    "the upstream sent more than {} bytes",
+                    end - start
+                )));
+            }
+            buf.extend_from_slice(&chunk);
+            if buf.len() >= WRITE_CHUNK {
+                self.write(&mut buf, &mut pos, &report).await?;
+            }
+        }
+        self.write(&mut buf, &mut pos, &report).await?;
+        Ok(pos)
+    }
+
+    async fn write(&self, buf: &mut Vec<u8>, pos: &mut u64, report: &Reporter) -> Result<(), Step> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let data = std::mem::replace(buf, Vec::with_capacity(WRITE_CHUNK));
+        let n = data.len() as u64;
+        let file = self.target.file().map_err(local)?;
+        let at = *pos;
+        tokio::task::spawn_blocking(move || {
+            use std::os::unix::fs::FileExt;
+            file.write_all_at(&data, at)
+        })
+        .await
+        .map_err(|e| local(std::io::Error::other(e)))?
+        .map_err(local)?;
+        // Recorded only once written: a checkpoint never covers bytes in flight.
+        self.target.mark(at, at + n);
+        report.add(n);
+        *pos += n;
+        Ok(())
+    }
+
+    /// One plain GET, the whole body over one connection.
+    async fn single(&self) -> Result<Option<String>, AttemptError> {
+        let response = self.get(None, None).await.map_err(|step| match step {
+            Step::Fail(e) => e,
+            Step::Restart(r) | Step::Single(r) => transient(r),
+        })?;
+        if response.status() != StatusCode::OK {
+            return Err(classify_status(&response));
+        }
+        self.consume_whole(response).await
+    }
+
+    /// Takes a `200` body from the start. With a known size and a validator,
+    /// its progress is recorded so that a later attempt can resume it.
+    async fn consume_whole(
+        &self,
+        response: reqwest::Response,
+    ) -> Result<Option<String>, AttemptError> {
+        let too_big = || {
+            AttemptError::Fatal(format!(
+                "invalid response: zip larger than the {}-byte limit",
+                self.limit
+            ))
+        };
+        let size = response.content_length();
+        if size.is_some_and(|n| n > self.limit) {
+            return Err(too_big());
+        }
+        let validator = Validator::of(response.headers());
+        let state = match (size, &validator) {
+            (Some(size), Some(v)) if size > 0 => {
+                Some(PartialState::new(redact_url(&self.url), size, v.clone()))
+            }
+            _ => None,
+        };
+        self.target.begin(state, size).await.map_err(local)?;
+        self.transfer.set_total(size.unwrap_or(0));
+        self.transfer.set_connections(1);
+        let end = size.unwrap_or(self.limit);
+        let got = self
+            .checkpointing(self.write_body(response, 0, end))
+            .await
+            .map_err(|step| match step {
+                Step::Fail(e) => e,
+                // More bytes than announced, or than any zip may have.
+                Step::Restart(_) | Step::Single(_) => too_big(),
+            })?;
+        match size {
+            Some(size) => complete(0, got, size).map_err(|step| match step {
+                Step::Fail(e) => e,
+                Step::Restart(r) | Step::Single(r) => transient(r),
+            })?,
+            None => {
+                // Unknown length: the body ends where it ends.
+                let file = self.target.file().map_err(local)?;
+                tokio::task::spawn_blocking(move || file.set_len(got))
+                    .await
+                    .map_err(|e| local(std::io::Error::other(e)))?
+                    .map_err(local)?;
+            }
+        }
+        Ok(validator.as_ref().and_then(etag_of))
+    }
+
+    fn check_size(&self, size: u64) -> Result<(), Step> {
+        if size > self.limit {
+            return Err(Step::Fail(AttemptError::Fatal(format!(
+                "invalid response: zip larger than the {}-byte limit",
+                self.limit
+            ))));
+        }
+        Ok(())
+    }
+
+    /// Sends a GET (ranged when `range` is set) within the header timeout.
+    async fn get(
+        &self,
+        range: Option<(u64, u64)>,
+        validator: Option<&Validator>,
+    ) -> Result<reqwest::Response, Step> {
+        let mut request = self.client.get(self.url.clone());
+        if let Some((start, end)) = range {
+            request = request.header(RANGE, format!("bytes={start}-{}", end - 1));
+            if let Some(v) = validator {
+                request = request.header(IF_RANGE, v.as_header());
+            }
+        }
+        match tokio::time::timeout(self.settings.upstream_header_timeout, request.send()).await {
+            Err(_) => Err(transient(format!(
+                "no response headers within {:?}",
+                self.settings.upstream_header_timeout
+            ))
+            .into()),
+            Ok(Err(e)) => Err(transient(describe_error(&e)).into()),
+            Ok(Ok(response)) => Ok(response),
+        }
+    }
+}
+
+struct Plan<'v> {
+    queue: Mutex<VecDeque<(u64, u64)>>,
+    total: u64,
+    /// `None` only when the first response already was the whole body.
+    validator: Option<&'v Validator>,
+}
+
+/// A body that ended at `got` must have reached `end`.
+fn complete(start: u64, got: u64, end: u64) -> Result<(), Step> {
+    if got < end {
+        return Err(transient(format!(
+            "connection closed after {} of {} bytes",
+            got - start,
+            end - start
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+fn content_range(response: &reqwest::Response) -> Option<(u64, u64, u64)> {
+    parse_content_range(response.headers().get(CONTENT_RANGE)?.to_str().ok()?)
+}
+
+fn etag_of(v: &Validator) -> Option<String> {
+    match v {
+        Validator::Etag(e) => Some(e.clone()),
+        Validator::LastModified(_) => None,
+    }
+}
+
+fn transient(reason: String) -> AttemptError {
+    AttemptError::Transient {
+        reason,
+        retry_after: None,
+    }
+}
+
+fn local(e: std::io::Error) -> AttemptError {
+    AttemptError::Local(format!("cannot write the download to the cache: {e}"))
+}
