@@ -8,7 +8,7 @@
 //! or a different validator later means the body changed, and the download
 //! restarts from nothing: bytes of two bodies are never spliced.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -30,6 +30,8 @@ const WRITE_CHUNK: usize = 256 * 1024;
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// A body that changes this often during one attempt is not worth chasing.
 const MAX_RESTARTS: u32 = 3;
+/// The longest wait before retrying a failed piece.
+const MAX_PIECE_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Why a step did not finish the download.
 enum Step {
@@ -184,16 +186,11 @@ impl Job<'_> {
             queue,
             total,
             validator: validator.as_ref(),
+            failures: Mutex::new(HashMap::new()),
         };
-        let first_worker = async {
-            let got = self.write_body(response, start, end).await?;
-            complete(start, got, end)?;
-            self.work(&plan).await
-        };
-        let mut all =
-            vec![Box::pin(first_worker) as std::pin::Pin<Box<dyn Future<Output = _> + Send>>];
+        let mut all = vec![self.work(&plan, Some((response, start, end)))];
         for _ in 1..workers {
-            all.push(Box::pin(self.work(&plan)));
+            all.push(self.work(&plan, None));
         }
         let result = self
             .checkpointing(futures_util::future::try_join_all(all))
@@ -238,46 +235,84 @@ impl Job<'_> {
         }
     }
 
-    /// One connection's loop: take the next missing piece until none is left.
-    async fn work(&self, plan: &Plan<'_>) -> Result<(), Step> {
+    /// One connection's loop: the first response's piece if given, then the
+    /// next missing piece until none is left. A piece that fails in a way worth
+    /// retrying goes back to the front of the queue (only its missing bytes),
+    /// while the other connections carry on.
+    async fn work(
+        &self,
+        plan: &Plan<'_>,
+        first: Option<(reqwest::Response, u64, u64)>,
+    ) -> Result<(), Step> {
+        let mut first = first;
         loop {
-            let next = plan.queue.lock().ok().and_then(|mut q| q.pop_front());
-            let Some((start, end)) = next else {
-                return Ok(());
+            let (start, end, result) = match first.take() {
+                Some((response, start, end)) => {
+                    let result = self.write_body(response, start, end).await;
+                    (start, end, result.and_then(|got| complete(start, got, end)))
+                }
+                None => {
+                    let next = plan.queue.lock().ok().and_then(|mut q| q.pop_front());
+                    let Some((start, end)) = next else {
+                        return Ok(());
+                    };
+                    (start, end, self.piece(plan, start, end).await)
+                }
             };
-            let Some(validator) = plan.validator else {
-                return Err(Step::Single(
-                    "no validator to keep pieces consistent".into(),
-                ));
-            };
-            let response = self.get(Some((start, end)), Some(validator)).await?;
-            match response.status() {
-                StatusCode::PARTIAL_CONTENT => {}
-                StatusCode::OK | StatusCode::RANGE_NOT_SATISFIABLE => {
-                    return Err(Step::Restart(format!(
-                        "a ranged request was answered with {}",
-                        response.status()
-                    )));
+            match result {
+                Ok(()) => {}
+                Err(Step::Fail(e)) if e.is_transient() => {
+                    let Some(wait) = plan.retry_delay(end, self.settings) else {
+                        return Err(Step::Fail(e));
+                    };
+                    tracing::debug!(url = %redact_url(&self.url), start, end, error = %e, "piece failed; retrying its missing bytes");
+                    let missing = self.target.missing_between(start, end);
+                    if let Ok(mut queue) = plan.queue.lock() {
+                        for range in missing.into_iter().rev() {
+                            queue.push_front(range);
+                        }
+                    }
+                    tokio::time::sleep(wait).await;
                 }
-                _ => return Err(classify_status(&response).into()),
+                Err(step) => return Err(step),
             }
-            if validator.contradicted_by(response.headers()) {
-                return Err(Step::Restart("a piece came with another validator".into()));
-            }
-            match content_range(&response) {
-                Some((s, e, t)) if (s, e) == (start, end) && t == plan.total => {}
-                Some((_, _, t)) if t != plan.total => {
-                    return Err(Step::Restart(format!("the size changed to {t}")));
-                }
-                _ => {
-                    return Err(Step::Single(format!(
-                        "wrong Content-Range for bytes {start}-{end}"
-                    )));
-                }
-            }
-            let got = self.write_body(response, start, end).await?;
-            complete(start, got, end)?;
         }
+    }
+
+    /// Fetches one piece `[start, end)` with a ranged, `If-Range` request.
+    async fn piece(&self, plan: &Plan<'_>, start: u64, end: u64) -> Result<(), Step> {
+        let Some(validator) = plan.validator else {
+            return Err(Step::Single(
+                "no validator to keep pieces consistent".into(),
+            ));
+        };
+        let response = self.get(Some((start, end)), Some(validator)).await?;
+        match response.status() {
+            StatusCode::PARTIAL_CONTENT => {}
+            StatusCode::OK | StatusCode::RANGE_NOT_SATISFIABLE => {
+                return Err(Step::Restart(format!(
+                    "a ranged request was answered with {}",
+                    response.status()
+                )));
+            }
+            _ => return Err(classify_status(&response).into()),
+        }
+        if validator.contradicted_by(response.headers()) {
+            return Err(Step::Restart("a piece came with another validator".into()));
+        }
+        match content_range(&response) {
+            Some((s, e, t)) if (s, e) == (start, end) && t == plan.total => {}
+            Some((_, _, t)) if t != plan.total => {
+                return Err(Step::Restart(format!("the size changed to {t}")));
+            }
+            _ => {
+                return Err(Step::Single(format!(
+                    "wrong Content-Range for bytes {start}-{end}"
+                )));
+            }
+        }
+        let got = self.write_body(response, start, end).await?;
+        complete(start, got, end)
     }
 
     /// Streams a response's body into the target from `start`, never past `end`;
@@ -442,6 +477,25 @@ struct Plan<'v> {
     total: u64,
     /// `None` only when the first response already was the whole body.
     validator: Option<&'v Validator>,
+    /// Failures so far per piece (keyed by the piece's end, which its
+    /// requeued remainder keeps).
+    failures: Mutex<HashMap<u64, u32>>,
+}
+
+impl Plan<'_> {
+    /// How long to wait before retrying the piece ending at `end`, or `None`
+    /// when it has failed `retry_attempts` times (or cannot be resumed).
+    fn retry_delay(&self, end: u64, settings: &Settings) -> Option<Duration> {
+        self.validator?;
+        let mut failures = self.failures.lock().ok()?;
+        let n = failures.entry(end).or_default();
+        *n += 1;
+        if *n >= settings.retry_attempts {
+            return None;
+        }
+        let wait = settings.retry_backoff.saturating_mul(1 << (*n - 1).min(10));
+        Some(wait.min(MAX_PIECE_BACKOFF))
+    }
 }
 
 /// A body that ended at `got` must have reached `end`.

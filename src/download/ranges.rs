@@ -63,6 +63,15 @@ impl RangeSet {
         gaps
     }
 
+    /// The gaps in `[start, end)`.
+    pub fn missing_between(&self, start: u64, end: u64) -> Vec<(u64, u64)> {
+        self.missing(end)
+            .into_iter()
+            .filter(|&(_, e)| e > start)
+            .map(|(s, e)| (s.max(start), e))
+            .collect()
+    }
+
     pub fn is_complete(&self, total: u64) -> bool {
         self.missing(total).is_empty()
     }
@@ -150,6 +159,9 @@ mod tests {
         assert_eq!(s.missing(35), vec![(0, 10), (20, 30)]);
         assert!(set(&[(0, 50)]).is_complete(50));
         assert_eq!(RangeSet::default().missing(7), vec![(0, 7)]);
+        assert_eq!(s.missing_between(15, 35), vec![(20, 30)]);
+        assert_eq!(s.missing_between(5, 12), vec![(5, 10)]);
+        assert_eq!(s.missing_between(12, 18), vec![]);
     }
 
     #[test]

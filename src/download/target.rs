@@ -179,6 +179,14 @@ impl Target {
         }
     }
 
+    /// The parts of `[start, end)` not written yet.
+    pub fn missing_between(&self, start: u64, end: u64) -> Vec<(u64, u64)> {
+        match self.state().as_ref() {
+            Some(state) => state.done.missing_between(start, end),
+            None => vec![(start, end)],
+        }
+    }
+
     /// Makes the recorded progress durable: data first, then the state that
     /// describes it, so the state never claims bytes a crash could lose.
     pub async fn checkpoint(&self) -> io::Result<()> {

@@ -13,6 +13,8 @@ use bytes::Bytes;
 use goproxy::gomod::{semver, version};
 
 use super::module::{Module, escape};
+use super::ranged;
+pub use super::ranged::RangeMode;
 use super::sumdb::{DbAnswer, FakeSumDb};
 
 #[derive(Clone, Debug)]
@@ -29,6 +31,16 @@ pub enum Fault {
     Body(Vec<u8>),
     /// Send the body slowly: this many bytes per 10 ms.
     Slow(usize),
+    /// Send this many bytes of the (possibly ranged) body, then break the connection.
+    TruncateAt(usize),
+    /// Send only this many bytes of the (possibly ranged) body, ending cleanly
+    /// (the Content-Length says so too).
+    Short(usize),
+    /// From this request on, the zip at this path is these bytes (a new ETag);
+    /// this request is answered from the new body.
+    ChangeZip(Vec<u8>),
+    /// Answer normally (to let earlier requests through before a fault).
+    Pass,
 }
 
 #[derive(Default)]
@@ -44,6 +56,21 @@ struct Inner {
     empty_lists: Vec<String>,
     /// Checksum databases proxied under `/sumdb/<name>/`.
     sumdbs: Vec<FakeSumDb>,
+    /// How `Range` requests are answered (off: always the whole body, 200).
+    ranges: RangeMode,
+    /// Bytes per second per response, for bodies of this size or more.
+    throttle: Option<(u64, usize)>,
+    /// Body bytes handed to the network, per path.
+    sent: HashMap<String, u64>,
+    /// `Range` header of every request (None: no header), per path.
+    range_log: HashMap<String, Vec<Option<String>>>,
+    /// Zip paths being answered right now, and the most at once.
+    zips_active: HashMap<String, usize>,
+    max_zips_active: usize,
+    /// The most zip bodies being sent at once (any paths).
+    max_zip_streams: usize,
+    /// Replaced zip bodies (see `Fault::ChangeZip`).
+    changed: HashMap<String, Vec<u8>>,
 }
 
 #[derive(Clone)]
@@ -130,25 +157,50 @@ impl Drop for Active {
     }
 }
 
-async fn serve(State(inner): State<Arc<Mutex<Inner>>>, uri: Uri, _headers: HeaderMap) -> Response {
+async fn serve(State(inner): State<Arc<Mutex<Inner>>>, uri: Uri, headers: HeaderMap) -> Response {
     let path = uri.path().to_owned();
-    let (fault, answer) = {
+    let (fault, answer, ranges, throttle) = {
         let mut st = inner.lock().unwrap_or_else(|e| e.into_inner());
         *st.hits.entry(path.clone()).or_default() += 1;
         st.log.push(path.clone());
+        let range = headers
+            .get("range")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        st.range_log.entry(path.clone()).or_default().push(range);
         st.active += 1;
         st.max_active = st.max_active.max(st.active);
         let fault = match st.faults.get_mut(&path).and_then(VecDeque::pop_front) {
             Some(f) => Some(f),
             None => st.always.clone(),
         };
-        let answer = match sumdb_answer(&st, &path) {
-            Some(answer) => answer,
-            None => lookup(&st, &path),
+        if let Some(Fault::ChangeZip(body)) = &fault {
+            st.changed.insert(path.clone(), body.clone());
+        }
+        let answer = match (sumdb_answer(&st, &path), st.changed.get(&path)) {
+            (Some(answer), _) => answer,
+            (None, Some(body)) => Answer::Found(body.clone()),
+            (None, None) => lookup(&st, &path),
         };
-        (fault, answer)
+        (fault, answer, st.ranges, st.throttle)
     };
     let guard = Active(Arc::clone(&inner));
+    let plain_fault = matches!(
+        fault,
+        None | Some(Fault::TruncateAt(_) | Fault::Short(_) | Fault::ChangeZip(_) | Fault::Pass)
+    );
+    if let (Answer::Found(body), true, true) = (&answer, path.ends_with(".zip"), plain_fault) {
+        let reply = ranged::Reply {
+            mode: ranges,
+            throttle: throttle
+                .filter(|(min, _)| body.len() as u64 >= *min)
+                .map(|(_, rate)| rate),
+            fault: fault.clone(),
+        };
+        let response = reply.respond(body, &headers, ZipMeter::new(&inner, &path));
+        drop(guard);
+        return response;
+    }
     let response = match fault {
         Some(Fault::Status(code)) => text(code, format!("injected status {code}\n")),
         Some(Fault::RetryAfter(code, secs)) => {
@@ -170,10 +222,49 @@ async fn serve(State(inner): State<Arc<Mutex<Inner>>>, uri: Uri, _headers: Heade
             Answer::Found(body) => slow(body, step),
             other => other.into_response(),
         },
-        None => answer.into_response(),
+        Some(Fault::TruncateAt(_) | Fault::Short(_) | Fault::ChangeZip(_) | Fault::Pass) | None => {
+            answer.into_response()
+        }
     };
     drop(guard);
     response
+}
+
+/// Counts a zip response's bytes, and its path as active until the body ends.
+struct ZipMeter {
+    inner: Arc<Mutex<Inner>>,
+    path: String,
+}
+
+impl ZipMeter {
+    fn new(inner: &Arc<Mutex<Inner>>, path: &str) -> ZipMeter {
+        let mut st = inner.lock().unwrap_or_else(|e| e.into_inner());
+        *st.zips_active.entry(path.to_owned()).or_default() += 1;
+        let distinct = st.zips_active.values().filter(|n| **n > 0).count();
+        st.max_zips_active = st.max_zips_active.max(distinct);
+        let streams = st.zips_active.values().sum();
+        st.max_zip_streams = st.max_zip_streams.max(streams);
+        ZipMeter {
+            inner: Arc::clone(inner),
+            path: path.to_owned(),
+        }
+    }
+}
+
+impl ranged::Meter for ZipMeter {
+    fn add(&self, bytes: u64) {
+        let mut st = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        *st.sent.entry(self.path.clone()).or_default() += bytes;
+    }
+}
+
+impl Drop for ZipMeter {
+    fn drop(&mut self) {
+        let mut st = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = st.zips_active.get_mut(&self.path) {
+            *n = n.saturating_sub(1);
+        }
+    }
 }
 
 enum Answer {
@@ -333,6 +424,37 @@ fn slow(body: Vec<u8>, step: usize) -> Response {
 }
 
 impl FakeUpstream {
+    /// Makes zip answers honour `Range` and `If-Range` (with a strong ETag), or
+    /// misbehave in the given way.
+    pub fn set_ranges(&self, mode: RangeMode) {
+        self.lock().ranges = mode;
+    }
+
+    /// Limits each zip response of at least `min_size` bytes to `bytes_per_sec`.
+    pub fn throttle(&self, min_size: u64, bytes_per_sec: usize) {
+        self.lock().throttle = Some((min_size, bytes_per_sec));
+    }
+
+    /// Body bytes sent for `path` so far (what a client could have received).
+    pub fn bytes_sent(&self, path: &str) -> u64 {
+        self.lock().sent.get(path).copied().unwrap_or(0)
+    }
+
+    /// The `Range` header of each request for `path`, in arrival order.
+    pub fn ranges_requested(&self, path: &str) -> Vec<Option<String>> {
+        self.lock().range_log.get(path).cloned().unwrap_or_default()
+    }
+
+    /// The most zip response bodies that were being sent at the same moment.
+    pub fn max_zip_streams(&self) -> usize {
+        self.lock().max_zip_streams
+    }
+
+    /// The most distinct zips that were being sent at the same moment.
+    pub fn max_concurrent_zips(&self) -> usize {
+        self.lock().max_zips_active
+    }
+
     /// Serves `db` under `/sumdb/<name>/...`, with `supported` answering 200.
     pub fn serve_sumdb(&self, db: &FakeSumDb) -> &Self {
         self.lock().sumdbs.push(db.clone());

@@ -10,6 +10,7 @@ pub mod go;
 pub mod lifecycle;
 pub mod module;
 pub mod process;
+pub mod ranged;
 pub mod sumdb;
 
 use std::net::SocketAddr;
