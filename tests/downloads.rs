@@ -265,3 +265,70 @@ async fn concurrent_downloads_are_limited_and_the_rest_wait_their_turn() {
         "the cache hit did not wait for the queued downloads"
     );
 }
+
+/// Bytes the state file of a resumable download records as safely on disk.
+fn recorded(state: &std::path::Path) -> u64 {
+    let Ok(bytes) = std::fs::read(state) else {
+        return 0;
+    };
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return 0;
+    };
+    value["done"]
+        .as_array()
+        .map(|ranges| {
+            ranges
+                .iter()
+                .map(|r| r[1].as_u64().unwrap_or(0) - r[0].as_u64().unwrap_or(0))
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_download_killed_mid_way_resumes_with_only_the_missing_bytes() {
+    use support::cli;
+    let rt = cli::runtime();
+    let upstream = rt.block_on(FakeUpstream::start());
+    upstream.set_ranges(RangeMode::On);
+    upstream.throttle(0, MB);
+    let m = Module::sized("example.com/resume", "v1.0.0", 6 * MB);
+    upstream.add(m.clone());
+    let zip_path = m.url_path("zip");
+    let dir = cli::tempdir();
+    let cache = dir.path().join("cache");
+    let args = [
+        "--download-connections",
+        "2",
+        "--download-parallel-threshold",
+        "256KiB",
+    ];
+    let mut first = cli::start_proxy(dir.path(), &cache, &upstream.url, &args);
+    let _pending = rt.spawn(cli::fetch(format!("{}{zip_path}", first.url)));
+    let state = cache.join("example.com/resume/@v/.tmp-v1.0.0.zip.partial.json");
+    cli::wait_until("a checkpoint records progress", || recorded(&state) >= MB as u64);
+    first.child.kill().expect("SIGKILL");
+    first.child.wait().expect("reaped");
+    let kept = recorded(&state);
+    assert!(kept < m.zip.len() as u64, "killed before the end");
+    // Let the upstream notice the dead connections before counting.
+    std::thread::sleep(Duration::from_millis(300));
+    let sent_before = upstream.bytes_sent(&zip_path);
+
+    upstream.throttle(0, 64 * MB);
+    let second = cli::start_proxy(dir.path(), &cache, &upstream.url, &args);
+    let (status, _, body) = cli::get(&rt, &format!("{}{zip_path}", second.url));
+    assert_eq!(status, 200);
+    assert!(body == m.zip, "the resumed zip is byte-identical");
+    assert_eq!(
+        upstream.bytes_sent(&zip_path) - sent_before,
+        m.zip.len() as u64 - kept,
+        "exactly the bytes the state did not record were fetched again"
+    );
+    assert!(second.logs().contains("resuming an interrupted download"));
+    let leftovers: Vec<_> = cli::files_in(&cache)
+        .into_iter()
+        .filter(|(name, _)| name.contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
