@@ -306,7 +306,9 @@ fn a_download_killed_mid_way_resumes_with_only_the_missing_bytes() {
     let mut first = cli::start_proxy(dir.path(), &cache, &upstream.url, &args);
     let _pending = rt.spawn(cli::fetch(format!("{}{zip_path}", first.url)));
     let state = cache.join("example.com/resume/@v/.tmp-v1.0.0.zip.partial.json");
-    cli::wait_until("a checkpoint records progress", || recorded(&state) >= MB as u64);
+    cli::wait_until("a checkpoint records progress", || {
+        recorded(&state) >= MB as u64
+    });
     first.child.kill().expect("SIGKILL");
     first.child.wait().expect("reaped");
     let kept = recorded(&state);

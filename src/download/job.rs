@@ -30,6 +30,8 @@ const WRITE_CHUNK: usize = 256 * 1024;
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// A body that changes this often during one attempt is not worth chasing.
 const MAX_RESTARTS: u32 = 3;
+/// A range end meaning "to the end of the body".
+const OPEN_END: u64 = u64::MAX;
 /// The longest wait before retrying a failed piece.
 const MAX_PIECE_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -113,6 +115,8 @@ impl Job<'_> {
                 let left: u64 = gaps.iter().map(|(s, e)| e - s).sum();
                 (start, end.min(start + piece_size(left, connections)))
             }
+            // One connection: the whole body in one (ranged, so resumable) request.
+            None if connections == 1 => (0, OPEN_END),
             None => (0, self.settings.download_parallel_threshold.max(1)),
         };
         let validator = resume.as_ref().map(|s| s.validator.clone());
@@ -134,7 +138,8 @@ impl Job<'_> {
         if (start, end) != (first.0, first.1.min(total)) {
             return Err(Step::Single(format!(
                 "the upstream sent bytes {start}-{end} for a request of {}-{}",
-                first.0, first.1
+                first.0,
+                first.1.min(total)
             )));
         }
         self.check_size(total)?;
@@ -260,7 +265,9 @@ impl Job<'_> {
                 }
             };
             match result {
-                Ok(()) => {}
+                Ok(()) => {
+                    tracing::trace!(start, end, "piece done");
+                }
                 Err(Step::Fail(e)) if e.is_transient() => {
                     let Some(wait) = plan.retry_delay(end, self.settings) else {
                         return Err(Step::Fail(e));
@@ -455,7 +462,11 @@ impl Job<'_> {
     ) -> Result<reqwest::Response, Step> {
         let mut request = self.client.get(self.url.clone());
         if let Some((start, end)) = range {
-            request = request.header(RANGE, format!("bytes={start}-{}", end - 1));
+            let spec = match end {
+                OPEN_END => format!("bytes={start}-"),
+                end => format!("bytes={start}-{}", end - 1),
+            };
+            request = request.header(RANGE, spec);
             if let Some(v) = validator {
                 request = request.header(IF_RANGE, v.as_header());
             }

@@ -90,7 +90,7 @@ impl RangeSet {
 pub fn piece_size(remaining: u64, connections: u32) -> u64 {
     const MIN_PIECE: u64 = 256 * 1024;
     const MAX_PIECE: u64 = 16 * 1024 * 1024;
-    const PIECES_PER_CONNECTION: u64 = 4;
+    const PIECES_PER_CONNECTION: u64 = 8;
     if connections <= 1 {
         return remaining.max(1);
     }
@@ -187,7 +187,7 @@ mod tests {
     fn piece_size_gives_several_pieces_per_connection() {
         let forty_mb = 40 << 20;
         let size = piece_size(forty_mb, 4);
-        assert_eq!(size, forty_mb / 16);
+        assert_eq!(size, forty_mb / 32);
         assert_eq!(piece_size(1 << 20, 4), 256 * 1024);
         assert_eq!(piece_size(10 << 30, 4), 16 << 20);
         assert_eq!(piece_size(12345, 1), 12345);

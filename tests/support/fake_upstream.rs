@@ -70,7 +70,9 @@ struct Inner {
     /// The most zip bodies being sent at once (any paths).
     max_zip_streams: usize,
     /// Replaced zip bodies (see `Fault::ChangeZip`).
-    changed: HashMap<String, Vec<u8>>,
+    changed: HashMap<String, ranged::Body>,
+    /// Each module's zip, shared by every response.
+    zips: HashMap<(String, String), ranged::Body>,
 }
 
 #[derive(Clone)]
@@ -89,6 +91,11 @@ impl FakeUpstream {
             .await
             .expect("bind fake upstream");
         let addr = listener.local_addr().expect("addr");
+        // Like a real server: without TCP_NODELAY, the tail of every body chunk
+        // waits for the client's delayed ACK (40 ms per response).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -99,9 +106,12 @@ impl FakeUpstream {
     }
 
     pub fn add(&self, module: Module) -> &Self {
-        self.lock()
-            .modules
-            .insert((module.path.clone(), module.version.clone()), module);
+        let key = (module.path.clone(), module.version.clone());
+        let mut st = self.lock();
+        st.zips
+            .insert(key.clone(), ranged::Body::new(module.zip.clone()));
+        st.modules.insert(key, module);
+        drop(st);
         self
     }
 
@@ -175,11 +185,12 @@ async fn serve(State(inner): State<Arc<Mutex<Inner>>>, uri: Uri, headers: Header
             None => st.always.clone(),
         };
         if let Some(Fault::ChangeZip(body)) = &fault {
-            st.changed.insert(path.clone(), body.clone());
+            st.changed
+                .insert(path.clone(), ranged::Body::new(body.clone()));
         }
         let answer = match (sumdb_answer(&st, &path), st.changed.get(&path)) {
             (Some(answer), _) => answer,
-            (None, Some(body)) => Answer::Found(body.clone()),
+            (None, Some(body)) => Answer::Zip(body.clone()),
             (None, None) => lookup(&st, &path),
         };
         (fault, answer, st.ranges, st.throttle)
@@ -189,11 +200,11 @@ async fn serve(State(inner): State<Arc<Mutex<Inner>>>, uri: Uri, headers: Header
         fault,
         None | Some(Fault::TruncateAt(_) | Fault::Short(_) | Fault::ChangeZip(_) | Fault::Pass)
     );
-    if let (Answer::Found(body), true, true) = (&answer, path.ends_with(".zip"), plain_fault) {
+    if let (Answer::Zip(body), true) = (&answer, plain_fault) {
         let reply = ranged::Reply {
             mode: ranges,
             throttle: throttle
-                .filter(|(min, _)| body.len() as u64 >= *min)
+                .filter(|(min, _)| body.bytes.len() as u64 >= *min)
                 .map(|(_, rate)| rate),
             fault: fault.clone(),
         };
@@ -213,13 +224,15 @@ async fn serve(State(inner): State<Arc<Mutex<Inner>>>, uri: Uri, headers: Header
             tokio::time::sleep(d).await;
             answer.into_response()
         }
-        Some(Fault::Body(body)) => ok(body),
+        Some(Fault::Body(body)) => ok(Bytes::from(body)),
         Some(Fault::Truncate) => match answer {
             Answer::Found(body) => truncated(body),
+            Answer::Zip(body) => truncated(body.bytes),
             other => other.into_response(),
         },
         Some(Fault::Slow(step)) => match answer {
             Answer::Found(body) => slow(body, step),
+            Answer::Zip(body) => slow(body.bytes, step),
             other => other.into_response(),
         },
         Some(Fault::TruncateAt(_) | Fault::Short(_) | Fault::ChangeZip(_) | Fault::Pass) | None => {
@@ -268,7 +281,9 @@ impl Drop for ZipMeter {
 }
 
 enum Answer {
-    Found(Vec<u8>),
+    Found(Bytes),
+    /// A zip, answered by `ranged` (with its ETag) unless a fault says otherwise.
+    Zip(ranged::Body),
     NotFound(String),
     /// What a proxied checksum database answered.
     Db(DbAnswer),
@@ -278,6 +293,7 @@ impl Answer {
     fn into_response(self) -> Response {
         match self {
             Answer::Found(body) => ok(body),
+            Answer::Zip(body) => ok(body.bytes),
             Answer::NotFound(msg) => text(404, msg),
             Answer::Db(answer) => answer.into_response(),
         }
@@ -319,7 +335,7 @@ fn lookup(st: &Inner, path: &str) -> Answer {
                 .then(semver::compare(&a.version, &b.version))
         });
         return match versions.last() {
-            Some(m) => Answer::Found(m.info.clone()),
+            Some(m) => Answer::Found(Bytes::from(m.info.clone())),
             None => Answer::NotFound(format!("not found: {module}@latest\n")),
         };
     }
@@ -339,23 +355,27 @@ fn lookup(st: &Inner, path: &str) -> Answer {
         }
         versions.sort_by(|a, b| semver::compare(a, b));
         let body: String = versions.iter().map(|v| format!("{v}\n")).collect();
-        return Answer::Found(body.into_bytes());
+        return Answer::Found(Bytes::from(body));
     }
     let Some((ver, ext)) = file.rsplit_once('.') else {
         return Answer::NotFound("not found\n".to_owned());
     };
     match modules_of(st, module).find(|m| escape(&m.version) == ver) {
         Some(m) => match ext {
-            "info" => Answer::Found(m.info.clone()),
-            "mod" => Answer::Found(m.go_mod.clone()),
-            "zip" => Answer::Found(m.zip.clone()),
+            "info" => Answer::Found(Bytes::from(m.info.clone())),
+            "mod" => Answer::Found(Bytes::from(m.go_mod.clone())),
+            // Shared, not copied: zips may be large and asked for in many pieces.
+            "zip" => match st.zips.get(&(m.path.clone(), m.version.clone())) {
+                Some(zip) => Answer::Zip(zip.clone()),
+                None => Answer::Zip(ranged::Body::new(m.zip.clone())),
+            },
             _ => Answer::NotFound("not found\n".to_owned()),
         },
         // Like the public proxy, resolve a bare vN.x.y query of a module without a
         // /vN suffix to its +incompatible version.
         None if ext == "info" => {
             match modules_of(st, module).find(|m| m.version == format!("{ver}+incompatible")) {
-                Some(m) => Answer::Found(m.info.clone()),
+                Some(m) => Answer::Found(Bytes::from(m.info.clone())),
                 None => Answer::NotFound(format!("not found: {module}@{ver}\n")),
             }
         }
@@ -374,7 +394,7 @@ fn rank(m: &Module) -> u8 {
     }
 }
 
-fn ok(body: Vec<u8>) -> Response {
+fn ok(body: Bytes) -> Response {
     let mut r = Response::new(Body::from(body));
     *r.status_mut() = StatusCode::OK;
     r
@@ -390,9 +410,9 @@ fn text(code: u16, body: String) -> Response {
     r
 }
 
-fn truncated(body: Vec<u8>) -> Response {
+fn truncated(body: Bytes) -> Response {
     let full = body.len();
-    let half = Bytes::from(body[..full / 2].to_vec());
+    let half = body.slice(..full / 2);
     let stream = futures_util::stream::iter(vec![
         Ok::<Bytes, std::io::Error>(half),
         Err(std::io::Error::new(
@@ -406,7 +426,7 @@ fn truncated(body: Vec<u8>) -> Response {
     r
 }
 
-fn slow(body: Vec<u8>, step: usize) -> Response {
+fn slow(body: Bytes, step: usize) -> Response {
     let full = body.len();
     let chunks: Vec<Bytes> = body
         .chunks(step.max(1))

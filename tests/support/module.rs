@@ -118,12 +118,20 @@ pub fn escape(s: &str) -> String {
     goproxy::gomod::path::escape_string(s)
 }
 
-/// A module zip with `prefix` prepended to every file name, deflated like the go command's.
+/// A module zip with `prefix` prepended to every file name, deflated like the go
+/// command's; large files (the incompressible data of `Module::sized`) are
+/// stored, which is just as valid and keeps multi-megabyte fixtures fast to build.
 pub fn build_zip(prefix: &str, files: &[(String, Vec<u8>)]) -> Vec<u8> {
     let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let options = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated);
     for (name, content) in files {
+        let method = if content.len() > 64 * 1024 {
+            zip::CompressionMethod::Stored
+        } else {
+            zip::CompressionMethod::Deflated
+        };
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(method)
+            .large_file(content.len() >= u32::MAX as usize);
         writer
             .start_file(format!("{prefix}{name}"), options)
             .expect("zip entry");

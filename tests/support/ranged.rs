@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
@@ -26,6 +25,23 @@ pub enum RangeMode {
     IgnoreIfRange,
 }
 
+/// A zip body with its strong ETag (a hash of the content, computed once).
+#[derive(Clone, Debug)]
+pub struct Body {
+    pub bytes: Bytes,
+    pub etag: String,
+}
+
+impl Body {
+    pub fn new(data: Vec<u8>) -> Body {
+        let etag = format!("\"{}\"", &hex(&Sha256::digest(&data))[..16]);
+        Body {
+            bytes: Bytes::from(data),
+            etag,
+        }
+    }
+}
+
 /// Counts what a response sends; reports when it ends (or is dropped).
 pub trait Meter: Send + 'static {
     fn add(&self, bytes: u64);
@@ -38,9 +54,9 @@ pub struct Reply {
 }
 
 impl Reply {
-    pub fn respond(&self, body: &[u8], headers: &HeaderMap, meter: impl Meter) -> Response {
+    pub fn respond(&self, zip: &Body, headers: &HeaderMap, meter: impl Meter) -> Response {
+        let (body, etag) = (&zip.bytes, zip.etag.clone());
         let total = body.len() as u64;
-        let etag = format!("\"{}\"", &hex(&Sha256::digest(body))[..16]);
         let requested = match self.mode {
             RangeMode::Off => None,
             _ => headers
@@ -59,18 +75,18 @@ impl Reply {
             },
             _ => (StatusCode::OK, 0, total),
         };
-        let slice = &body[start as usize..end as usize];
+        let slice = body.slice(start as usize..end as usize);
         let (send, cut) = match &self.fault {
-            Some(Fault::TruncateAt(n)) => (&slice[..(*n).min(slice.len())], true),
-            Some(Fault::Short(n)) => (&slice[..(*n).min(slice.len())], false),
-            _ => (slice, false),
+            Some(Fault::TruncateAt(n)) => (slice.slice(..(*n).min(slice.len())), true),
+            Some(Fault::Short(n)) => (slice.slice(..(*n).min(slice.len())), false),
+            _ => (slice.clone(), false),
         };
         let length = if matches!(self.fault, Some(Fault::Short(_))) {
             send.len()
         } else {
             slice.len()
         };
-        let mut response = Response::new(stream(send.to_vec(), self.throttle, cut, meter));
+        let mut response = Response::new(stream(send, self.throttle, cut, meter));
         *response.status_mut() = status;
         let h = response.headers_mut();
         h.insert(
@@ -102,31 +118,37 @@ fn parse_range(value: &str, total: u64) -> Option<(u64, u64)> {
     (a <= b && a < total).then_some((a, b + 1))
 }
 
-fn stream(data: Vec<u8>, throttle: Option<usize>, cut: bool, meter: impl Meter) -> Body {
-    const CHUNK: usize = 16 * 1024;
-    let chunks: Vec<Bytes> = data.chunks(CHUNK).map(Bytes::copy_from_slice).collect();
-    let state = (chunks.into_iter(), meter, cut);
-    let s = futures_util::stream::unfold(state, move |(mut it, meter, cut)| async move {
+fn stream(data: Bytes, throttle: Option<usize>, cut: bool, meter: impl Meter) -> axum::body::Body {
+    const CHUNK: usize = 64 * 1024;
+    let chunks: Vec<Bytes> = (0..data.len())
+        .step_by(CHUNK)
+        .map(|i| data.slice(i..(i + CHUNK).min(data.len())))
+        .collect();
+    let started = tokio::time::Instant::now();
+    let state = (chunks.into_iter(), meter, cut, 0u64);
+    let s = futures_util::stream::unfold(state, move |(mut it, meter, cut, sent)| async move {
         match it.next() {
             Some(chunk) => {
+                let sent = sent + chunk.len() as u64;
                 if let Some(rate) = throttle {
-                    let secs = chunk.len() as f64 / rate.max(1) as f64;
-                    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+                    // Paced against the start, so timer granularity never adds up.
+                    let due = Duration::from_secs_f64(sent as f64 / rate.max(1) as f64);
+                    tokio::time::sleep_until(started + due).await;
                 }
                 meter.add(chunk.len() as u64);
-                Some((Ok::<Bytes, std::io::Error>(chunk), (it, meter, cut)))
+                Some((Ok::<Bytes, std::io::Error>(chunk), (it, meter, cut, sent)))
             }
             None if cut => Some((
                 Err(std::io::Error::new(
                     std::io::ErrorKind::ConnectionReset,
                     "injected connection reset",
                 )),
-                (it, meter, false),
+                (it, meter, false, sent),
             )),
             None => None,
         }
     });
-    Body::from_stream(s)
+    axum::body::Body::from_stream(s)
 }
 
 fn hex(bytes: &[u8]) -> String {
