@@ -9,7 +9,6 @@
 //! `SIZE_MB`, `RATE_MB` (per connection, MB/s) and `ROUNDS` override the defaults.
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 use std::time::{Duration, Instant};
