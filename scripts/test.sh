@@ -14,6 +14,12 @@ if ! command -v go >/dev/null 2>&1; then
 fi
 go version
 
+# The progress tests run the binary in a real terminal.
+if ! command -v tmux >/dev/null 2>&1; then
+  echo "tmux not found: installing it for the terminal progress tests" >&2
+  apt-get update -qq && apt-get install -y -qq tmux >/dev/null
+fi
+
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --lib --bins --tests --locked

@@ -9,8 +9,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 use crate::config::{self, CliArgs, LogFormat, Settings};
+use crate::progress::display::{Display, Output, Stderr};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -75,15 +77,22 @@ pub fn main() -> anyhow::Result<()> {
 fn serve(args: &CliArgs, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<()> {
     let loaded = config::load(args, env)?;
     let settings = Arc::new(loaded.settings);
-    init_logging(&settings)?;
+    let term = env("TERM");
+    let stderr = Stderr {
+        is_terminal: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        term: term.as_deref(),
+    };
+    // Decided before logging starts: with bars, log lines are written above them.
+    let progress = Output::choose(settings.progress, settings.log_format, stderr);
+    init_logging(&settings, progress.log_writer())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(run(settings))
+    runtime.block_on(run(settings, progress))
 }
 
-pub(crate) fn init_logging(settings: &Settings) -> anyhow::Result<()> {
+pub(crate) fn init_logging(settings: &Settings, writer: BoxMakeWriter) -> anyhow::Result<()> {
     let filter = EnvFilter::try_new(&settings.log_level).with_context(|| {
         format!(
             "log_level: invalid filter {:?} (expected e.g. info, debug, goproxy=debug)",
@@ -94,7 +103,7 @@ pub(crate) fn init_logging(settings: &Settings) -> anyhow::Result<()> {
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(ansi);
     match settings.log_format {
         LogFormat::Json => builder.json().init(),
@@ -103,8 +112,9 @@ pub(crate) fn init_logging(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(settings: Arc<Settings>) -> anyhow::Result<()> {
+async fn run(settings: Arc<Settings>, progress: Output) -> anyhow::Result<()> {
     let server = crate::server::start(Arc::clone(&settings)).await?;
+    let display = Display::start(&progress, server.progress());
     let addr = server.local_addr();
     let upstreams: Vec<String> = settings.upstreams.iter().map(config::redact_url).collect();
     tracing::info!(
@@ -113,6 +123,7 @@ async fn run(settings: Arc<Settings>) -> anyhow::Result<()> {
         cache_dir = %settings.cache_dir.display(),
         upstreams = %upstreams.join(","),
         gosumdb = %settings.gosumdb,
+        progress = %progress,
         "goproxy started"
     );
     let host = if addr.ip().is_unspecified() {
@@ -130,12 +141,16 @@ async fn run(settings: Arc<Settings>) -> anyhow::Result<()> {
     wait_for_signal().await;
     tracing::info!(deadline = ?settings.shutdown_timeout, "shutting down: finishing in-flight requests (signal again to exit now)");
     // A second signal means "now": exit without waiting for the drain.
-    tokio::spawn(async {
+    let screen = progress.clone();
+    tokio::spawn(async move {
         wait_for_signal().await;
         tracing::warn!("second signal: exiting immediately");
+        screen.clear();
         std::process::exit(130);
     });
+    // Downloads still running keep their bars while the server drains.
     server.shutdown(settings.shutdown_timeout).await;
+    display.stop().await;
     tracing::info!("stopped");
     Ok(())
 }

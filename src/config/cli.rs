@@ -72,6 +72,12 @@ pub struct CliArgs {
     #[arg(long, value_name = "FILTER")]
     pub log_level: Option<String>,
 
+    /// Download progress on stderr: bars (live, at the bottom of a terminal),
+    /// lines (a throttled log line per download), off, or auto (bars on a
+    /// terminal, lines elsewhere). [env: PROGRESS] [default: auto]
+    #[arg(long, value_name = "MODE")]
+    pub progress: Option<String>,
+
     /// How long in-flight requests may run after a shutdown signal.
     /// [env: SHUTDOWN_TIMEOUT] [default: 10s]
     #[arg(long, value_name = "DURATION")]
@@ -163,6 +169,7 @@ impl CliArgs {
             Key::NegativeTtl => &self.negative_ttl,
             Key::LogFormat => &self.log_format,
             Key::LogLevel => &self.log_level,
+            Key::Progress => &self.progress,
             Key::ShutdownTimeout => &self.shutdown_timeout,
             Key::UpstreamConnectTimeout => &self.upstream_connect_timeout,
             Key::UpstreamHeaderTimeout => &self.upstream_header_timeout,

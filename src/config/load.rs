@@ -237,6 +237,7 @@ impl Builder {
             Key::NegativeTtl => s.negative_ttl = value::duration(&text)?,
             Key::LogFormat => s.log_format = value::log_format(&text)?,
             Key::LogLevel => s.log_level = value::log_level(&text)?,
+            Key::Progress => s.progress = value::progress(&text)?,
             Key::ShutdownTimeout => s.shutdown_timeout = value::duration(&text)?,
             Key::UpstreamConnectTimeout => s.upstream_connect_timeout = value::timeout(&text)?,
             Key::UpstreamHeaderTimeout => s.upstream_header_timeout = value::timeout(&text)?,
@@ -362,6 +363,7 @@ pub(super) mod tests {
             Key::RetryAttempts => ["4", "5", "6"],
             Key::LogFormat => ["json", "text", "json"],
             Key::LogLevel => ["debug", "warn", "error"],
+            Key::Progress => ["lines", "bars", "off"],
             Key::Gosumdb => [
                 "off",
                 "sum.golang.google.cn",
@@ -570,7 +572,8 @@ pub(super) mod tests {
             (
                 "goproxy.yaml",
                 "upstream: https://x.example\n",
-                r#": unknown key "upstream" (expected one of: port, listen, cache_dir, upstreams, retry_attempts, retry_backoff, list_ttl, negative_ttl, log_format, log_level, shutdown_timeout, upstream_connect_timeout, upstream_header_timeout, upstream_idle_timeout, upstream_timeout, gosumdb, gonosumdb, goprivate, proxied_sumdbs, max_cache_age, max_cache_size, cleanup_interval, download_connections, download_parallel_threshold, max_concurrent_downloads)"#,
+                // The list goes on with every key (it is `Key::ALL`).
+                r#": unknown key "upstream" (expected one of: port, listen, cache_dir, upstreams, retry_attempts,"#,
             ),
             (
                 "x.json",
@@ -596,6 +599,11 @@ pub(super) mod tests {
                 "x.yaml",
                 "upstreams: []\n",
                 ": upstreams: no upstream URL given (expected absolute http or https URLs",
+            ),
+            (
+                "x.yaml",
+                "progress: fancy\n",
+                r#": progress: invalid value "fancy" (expected auto, bars, lines or off)"#,
             ),
             (
                 "x.yaml",

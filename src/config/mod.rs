@@ -45,6 +45,33 @@ impl fmt::Display for LogFormat {
     }
 }
 
+/// How download progress is shown: `Auto` picks bars for a person at a
+/// terminal and throttled log lines everywhere else.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProgressMode {
+    Auto,
+    Bars,
+    Lines,
+    Off,
+}
+
+impl ProgressMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProgressMode::Auto => "auto",
+            ProgressMode::Bars => "bars",
+            ProgressMode::Lines => "lines",
+            ProgressMode::Off => "off",
+        }
+    }
+}
+
+impl fmt::Display for ProgressMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One user-settable configuration key, with its spelling in each layer.
 ///
 /// `Port` has no field in [`Settings`]: it is folded into `listen`.
@@ -60,6 +87,7 @@ pub enum Key {
     NegativeTtl,
     LogFormat,
     LogLevel,
+    Progress,
     ShutdownTimeout,
     UpstreamConnectTimeout,
     UpstreamHeaderTimeout,
@@ -79,7 +107,7 @@ pub enum Key {
 
 impl Key {
     /// Every key, in the order `config show` and error messages list them.
-    pub const ALL: [Key; 25] = [
+    pub const ALL: [Key; 26] = [
         Key::Port,
         Key::Listen,
         Key::CacheDir,
@@ -90,6 +118,7 @@ impl Key {
         Key::NegativeTtl,
         Key::LogFormat,
         Key::LogLevel,
+        Key::Progress,
         Key::ShutdownTimeout,
         Key::UpstreamConnectTimeout,
         Key::UpstreamHeaderTimeout,
@@ -121,6 +150,7 @@ impl Key {
             Key::NegativeTtl => ("negative_ttl", "NEGATIVE_TTL", "negative-ttl"),
             Key::LogFormat => ("log_format", "LOG_FORMAT", "log-format"),
             Key::LogLevel => ("log_level", "LOG_LEVEL", "log-level"),
+            Key::Progress => ("progress", "PROGRESS", "progress"),
             Key::ShutdownTimeout => ("shutdown_timeout", "SHUTDOWN_TIMEOUT", "shutdown-timeout"),
             Key::UpstreamConnectTimeout => (
                 "upstream_connect_timeout",
@@ -206,6 +236,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// A tracing filter directive, e.g. `info` or `goproxy=debug`.
     pub log_level: String,
+    /// How upstream downloads show their progress on stderr.
+    pub progress: ProgressMode,
     /// How long in-flight requests may run after a shutdown signal.
     pub shutdown_timeout: Duration,
     /// TCP + TLS connect timeout for upstreams.
@@ -253,6 +285,7 @@ impl Default for Settings {
             negative_ttl: Duration::from_secs(60),
             log_format: LogFormat::Text,
             log_level: "info".to_owned(),
+            progress: ProgressMode::Auto,
             shutdown_timeout: Duration::from_secs(10),
             upstream_connect_timeout: Duration::from_secs(10),
             upstream_header_timeout: Duration::from_secs(60),
@@ -286,6 +319,7 @@ impl fmt::Debug for Settings {
             .field("negative_ttl", &self.negative_ttl)
             .field("log_format", &self.log_format)
             .field("log_level", &self.log_level)
+            .field("progress", &self.progress)
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("upstream_connect_timeout", &self.upstream_connect_timeout)
             .field("upstream_header_timeout", &self.upstream_header_timeout)

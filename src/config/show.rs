@@ -50,6 +50,11 @@ pub fn render(loaded: &Loaded) -> String {
         s.log_level.clone(),
         from(Key::LogLevel),
     ));
+    rows.push((
+        Key::Progress.name(),
+        s.progress.to_string(),
+        from(Key::Progress),
+    ));
     for (key, duration) in [
         (Key::ShutdownTimeout, s.shutdown_timeout),
         (Key::UpstreamConnectTimeout, s.upstream_connect_timeout),
@@ -170,6 +175,7 @@ list_ttl = 1m (default)
 negative_ttl = 1m (default)
 log_format = text (default)
 log_level = info (default)
+progress = auto (default)
 shutdown_timeout = 10s (default)
 upstream_connect_timeout = 10s (default)
 upstream_header_timeout = 1m (default)

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::{Key, LogFormat};
+use super::{Key, LogFormat, ProgressMode};
 use crate::gomod::pattern::PrefixPatterns;
 use crate::sumdb::config::{GoSumDb, ProxiedSumDb};
 
@@ -59,6 +59,7 @@ pub(super) fn expected(key: Key) -> &'static str {
         | Key::UpstreamTimeout => EXPECT_TIMEOUT,
         Key::LogFormat => "expected text or json",
         Key::LogLevel => "expected a level or tracing filter, e.g. info or goproxy=debug,warn",
+        Key::Progress => "expected auto, bars, lines or off",
         Key::Gosumdb => {
             "expected off, sum.golang.org, a verifier key <name>+<hash>+<key>, \
              optionally followed by a URL"
@@ -344,6 +345,16 @@ pub(super) fn log_format(text: &str) -> Result<LogFormat, Invalid> {
         "text" => Ok(LogFormat::Text),
         "json" => Ok(LogFormat::Json),
         _ => Err(Invalid::new("value", text, expected(Key::LogFormat))),
+    }
+}
+
+pub(super) fn progress(text: &str) -> Result<ProgressMode, Invalid> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "auto" => Ok(ProgressMode::Auto),
+        "bars" => Ok(ProgressMode::Bars),
+        "lines" => Ok(ProgressMode::Lines),
+        "off" => Ok(ProgressMode::Off),
+        _ => Err(Invalid::new("value", text, expected(Key::Progress))),
     }
 }
 
@@ -707,6 +718,12 @@ mod tests {
     fn log_settings() {
         assert_eq!(log_format(" JSON ").unwrap(), LogFormat::Json);
         assert!(log_format("xml").is_err());
+        assert_eq!(progress(" Bars ").unwrap(), ProgressMode::Bars);
+        assert_eq!(progress("off").unwrap(), ProgressMode::Off);
+        assert_eq!(
+            progress("fancy").unwrap_err().0,
+            r#"invalid value "fancy" (expected auto, bars, lines or off)"#
+        );
         assert_eq!(
             log_level("goproxy=debug,warn").unwrap(),
             "goproxy=debug,warn"

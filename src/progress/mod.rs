@@ -3,13 +3,23 @@
 //! bars, throttled log lines, the status page). A download is registered for as
 //! long as its [`Transfer`] handle lives, so a failure or a panic can never leave
 //! a bar behind.
+//!
+//! [`display::Display`] turns the registry into output on stderr: [`bars`] on a
+//! terminal, throttled [`lines`] elsewhere.
+
+mod bars;
+pub mod display;
+mod format;
+mod lines;
+mod rate;
+mod terminal;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::broadcast;
+use tokio::sync::{Notify, broadcast};
 
 /// How many finished-download events a slow display may fall behind before it
 /// misses some (it then only loses completion lines, never correctness).
@@ -25,6 +35,8 @@ struct Registry {
     next_id: AtomicU64,
     active: Mutex<BTreeMap<u64, Arc<Counters>>>,
     finished: broadcast::Sender<Finished>,
+    /// Wakes idle displays when a download starts, so they need not poll.
+    started: Notify,
 }
 
 struct Counters {
@@ -122,6 +134,7 @@ impl Progress {
                 next_id: AtomicU64::new(1),
                 active: Mutex::new(BTreeMap::new()),
                 finished,
+                started: Notify::new(),
             }),
         }
     }
@@ -139,6 +152,7 @@ impl Progress {
             connections: AtomicU64::new(1),
         });
         self.lock().insert(id, Arc::clone(&counters));
+        self.inner.started.notify_waiters();
         Transfer {
             id,
             counters,
@@ -169,6 +183,12 @@ impl Progress {
     /// How many downloads are active right now.
     pub fn active(&self) -> usize {
         self.lock().len()
+    }
+
+    /// Completes at the next [`Progress::start`]. Enable the future (or poll it
+    /// once) before checking [`Progress::active`], or a start in between is missed.
+    pub fn started(&self) -> tokio::sync::futures::Notified<'_> {
+        self.inner.started.notified()
     }
 
     /// Finished-download events from now on.
