@@ -114,6 +114,24 @@ pub struct CliArgs {
     #[arg(long, value_name = "PATTERNS")]
     pub goprivate: Option<String>,
 
+    /// Module path patterns never fetched from public upstreams; defaults to
+    /// GOPRIVATE, as in the go command ("none" lets GOPRIVATE modules through).
+    /// [env: GONOPROXY]
+    #[arg(long, value_name = "PATTERNS")]
+    pub gonoproxy: Option<String>,
+
+    /// Upstreams of private modules, PATTERNS=URL entries separated by spaces;
+    /// the first matching entry's upstream alone serves a module. Credentials
+    /// come from the URL or .netrc (or the config file's auth).
+    /// [env: PRIVATE_UPSTREAMS]
+    #[arg(long, value_name = "PATTERNS=URL ...")]
+    pub private_upstreams: Option<String>,
+
+    /// .netrc file with credentials for private upstreams.
+    /// [env: NETRC] [default: ~/.netrc if present]
+    #[arg(long, value_name = "FILE")]
+    pub netrc: Option<String>,
+
     /// Further checksum databases to serve under /sumdb/<name>/ for clients,
     /// comma-separated names (each optionally "name url"). [env: PROXIED_SUMDBS]
     #[arg(long, value_name = "NAMES")]
@@ -132,6 +150,30 @@ pub struct CliArgs {
     /// How often eviction runs. [env: CLEANUP_INTERVAL] [default: 24h]
     #[arg(long, value_name = "DURATION")]
     pub cleanup_interval: Option<String>,
+
+    /// Bearer tokens clients may use, as SHA-256 digests (sha256:<hex>),
+    /// comma-separated; see `goproxy auth hash --token`. [env: AUTH_TOKENS]
+    #[arg(long, value_name = "HASHES")]
+    pub auth_tokens: Option<String>,
+
+    /// Users for basic authentication, name:<argon2 hash> entries separated by
+    /// spaces; see `goproxy auth hash`. [env: AUTH_USERS]
+    #[arg(long, value_name = "NAME:HASH ...")]
+    pub auth_users: Option<String>,
+
+    /// Which requests need credentials when tokens or users are set: all (but
+    /// the health probes) or private (private modules only).
+    /// [env: AUTH_REQUIRE] [default: all]
+    #[arg(long, value_name = "WHICH")]
+    pub auth_require: Option<String>,
+
+    /// PEM certificate chain: serve HTTPS (with --tls-key). [env: TLS_CERT]
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<String>,
+
+    /// PEM private key of --tls-cert. [env: TLS_KEY]
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<String>,
 }
 
 impl CliArgs {
@@ -156,10 +198,18 @@ impl CliArgs {
             Key::Gosumdb => &self.gosumdb,
             Key::Gonosumdb => &self.gonosumdb,
             Key::Goprivate => &self.goprivate,
+            Key::Gonoproxy => &self.gonoproxy,
+            Key::PrivateUpstreams => &self.private_upstreams,
+            Key::Netrc => &self.netrc,
             Key::ProxiedSumdbs => &self.proxied_sumdbs,
             Key::MaxCacheAge => &self.max_cache_age,
             Key::MaxCacheSize => &self.max_cache_size,
             Key::CleanupInterval => &self.cleanup_interval,
+            Key::AuthTokens => &self.auth_tokens,
+            Key::AuthUsers => &self.auth_users,
+            Key::AuthRequire => &self.auth_require,
+            Key::TlsCert => &self.tls_cert,
+            Key::TlsKey => &self.tls_key,
         }
         .clone()
     }
