@@ -1,16 +1,19 @@
 //! Talking to upstream GOPROXY servers: one pooled HTTP client, an ordered list of
-//! upstreams, retries with backoff for transient failures, and a deliberate final
-//! answer (404 if any upstream said "not found", otherwise 502).
+//! upstreams (or a private module's own upstream), retries with backoff for
+//! transient failures, and a deliberate final answer (404 if any upstream said
+//! "not found", otherwise 502).
 
 mod attempt;
 mod body;
 mod client;
 mod error;
+mod private;
 
 pub use attempt::{BodyError, describe_reqwest_error as describe_error};
 pub use body::read_limited;
 pub use client::build_client;
 pub use error::{UpstreamError, UpstreamFailure, UrlError};
+pub use private::{Credential, Route};
 
 use std::future::Future;
 use std::sync::Arc;
@@ -32,12 +35,18 @@ pub struct UpstreamBase {
     pub url: Url,
     /// The URL with any password removed: the only form that reaches logs and clients.
     pub display: String,
+    /// Sent with every request to this upstream (private upstreams only).
+    pub credential: Option<Credential>,
 }
 
 impl UpstreamBase {
     pub fn new(url: Url) -> Self {
         let display = redact_url(&url);
-        UpstreamBase { url, display }
+        UpstreamBase {
+            url,
+            display,
+            credential: None,
+        }
     }
 
     /// `base` + `/` + the escaped request path, each segment percent-encoded as needed.
@@ -64,6 +73,7 @@ pub struct Fetched<T> {
 pub struct Upstreams {
     client: reqwest::Client,
     bases: Vec<UpstreamBase>,
+    private: private::PrivateBases,
     settings: Arc<Settings>,
 }
 
@@ -76,20 +86,29 @@ impl Upstreams {
             .cloned()
             .map(UpstreamBase::new)
             .collect();
+        let private = private::PrivateBases::new(&settings)?;
         Ok(Upstreams {
             client,
             bases,
+            private,
             settings,
         })
     }
 
+    /// The public upstreams.
     pub fn bases(&self) -> &[UpstreamBase] {
         &self.bases
     }
 
-    /// Fetches `path` (an escaped GOPROXY path such as `rsc.io/quote/@v/list`) from the
-    /// upstreams in order. `consume` reads and validates a 200 response's body; it
-    /// is called again for every retry, so it must start from scratch each time.
+    /// Where `module`'s artifacts are fetched from.
+    pub fn route(&self, module: &str) -> Route<'_> {
+        self.private.route(module, &self.bases)
+    }
+
+    /// Fetches `path` (an escaped GOPROXY path such as `rsc.io/quote/@v/list`) of
+    /// `module` from its route's upstreams in order. `consume` reads and validates a
+    /// 200 response's body; it is called again for every retry, so it must start
+    /// from scratch each time.
     ///
     /// Per upstream: 404/410 moves on at once; network errors, 5xx and 429 are retried
     /// with exponential backoff and jitter (honouring Retry-After), then the next
@@ -98,6 +117,7 @@ impl Upstreams {
     /// `Unavailable` otherwise.
     pub async fn fetch<T, F, Fut>(
         &self,
+        module: &str,
         path: &str,
         consume: F,
     ) -> Result<Fetched<T>, UpstreamError>
@@ -105,11 +125,22 @@ impl Upstreams {
         F: Fn(reqwest::Response) -> Fut,
         Fut: Future<Output = Result<T, BodyError>>,
     {
+        let bases = match self.route(module) {
+            Route::Private(base) => std::slice::from_ref(base),
+            Route::Public(bases) => bases,
+            Route::Refused => {
+                return Err(UpstreamError::Private {
+                    module: module.to_owned(),
+                });
+            }
+        };
         let mut failures = Vec::new();
         let mut not_found = false;
-        for base in &self.bases {
+        for base in bases {
             let url = base.join(path);
-            let result = self.fetch_url(&url, &base.display, &consume).await;
+            let result = self
+                .retrying(&url, &base.display, base.credential.as_ref(), &consume)
+                .await;
             match result {
                 Ok((value, etag)) => {
                     return Ok(Fetched {
@@ -160,7 +191,23 @@ impl Upstreams {
         F: Fn(reqwest::Response) -> Fut,
         Fut: Future<Output = Result<T, BodyError>>,
     {
-        let attempt = || async { attempt::run(&self.client, &self.settings, url, consume).await };
+        self.retrying(url, label, None, consume).await
+    }
+
+    /// [`Self::fetch_url`] with `credential` on every attempt.
+    async fn retrying<T, F, Fut>(
+        &self,
+        url: &Url,
+        label: &str,
+        credential: Option<&Credential>,
+        consume: &F,
+    ) -> Result<(T, Option<String>), UrlError>
+    where
+        F: Fn(reqwest::Response) -> Fut,
+        Fut: Future<Output = Result<T, BodyError>>,
+    {
+        let attempt =
+            || async { attempt::run(&self.client, &self.settings, url, credential, consume).await };
         let backoff = ExponentialBuilder::default()
             .with_min_delay(self.settings.retry_backoff)
             .with_max_delay(
