@@ -11,6 +11,7 @@ pub mod lifecycle;
 pub mod module;
 pub mod process;
 pub mod sumdb;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
