@@ -10,8 +10,9 @@ use tokio::task::JoinHandle;
 
 use crate::cache::evict::{self, Policy};
 use crate::cache::usage::UsageDb;
-use crate::config::Settings;
+use crate::config::{AuthRequire, Settings};
 use crate::fetch::Fetcher;
+use crate::http::tls::{TlsError, TlsListener};
 use crate::http::{AppState, router};
 use crate::progress::Progress;
 use crate::storage::Storage;
@@ -37,6 +38,13 @@ pub enum StartError {
     Cache { dir: String, reason: String },
     #[error("{0}")]
     Upstream(#[from] UpstreamError),
+    #[error("{0}")]
+    Tls(#[from] TlsError),
+    #[error(
+        "auth_require is {0}, but no auth_tokens or auth_users are set: nothing would be \
+         protected (set --auth-tokens/AUTH_TOKENS or --auth-users/AUTH_USERS)"
+    )]
+    AuthWithoutCredentials(String),
 }
 
 /// A running server.
@@ -181,11 +189,37 @@ fn spawn_cleanup(
     }))
 }
 
+/// Settings that only make sense together, and the exposures worth a warning.
+fn check_access(settings: &Settings) -> Result<(), StartError> {
+    if settings.auth_require != AuthRequire::All && !settings.auth_enabled() {
+        return Err(StartError::AuthWithoutCredentials(
+            settings.auth_require.to_string(),
+        ));
+    }
+    if !settings.private_upstreams.is_empty() && !settings.auth_enabled() {
+        tracing::warn!(
+            "private modules are served to every client: set auth_tokens or auth_users \
+             (with auth_require: private to guard only them)"
+        );
+    }
+    if settings.auth_enabled() && settings.tls_cert.is_none() {
+        tracing::warn!(
+            "clients send credentials over plain http: set tls_cert and tls_key, \
+             or terminate TLS in front of the proxy (the go command sends .netrc \
+             credentials over https only)"
+        );
+    }
+    Ok(())
+}
+
 async fn serve(
     settings: Arc<Settings>,
     storage: Arc<dyn Storage>,
     usage: Option<Arc<UsageDb>>,
 ) -> Result<Server, StartError> {
+    check_access(&settings)?;
+    let tls =
+        crate::http::tls::server_config(settings.tls_cert.as_deref(), settings.tls_key.as_deref())?;
     let upstreams = Arc::new(Upstreams::new(Arc::clone(&settings))?);
     let (sumdb, sumdb_proxy) = checksum_databases(&settings, &upstreams, &storage);
     let progress = Progress::new();
@@ -213,22 +247,33 @@ async fn serve(
         source,
     })?;
     let (shutdown, mut signal) = watch::channel(false);
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let task = tokio::spawn(async move {
-        // Responses go out as headers then body; without TCP_NODELAY, Nagle's
-        // algorithm holds the body until the client's delayed ACK (~40 ms per
-        // request on keep-alive connections).
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "could not set TCP_NODELAY");
-            }
-        });
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = signal.wait_for(|stop| *stop).await;
-            })
-            .await
-    });
+    let app = router(state);
+    let stopped = async move {
+        let _ = signal.wait_for(|stop| *stop).await;
+    };
+    let task = match tls {
+        None => {
+            // Responses go out as headers then body; without TCP_NODELAY, Nagle's
+            // algorithm holds the body until the client's delayed ACK (~40 ms per
+            // request on keep-alive connections).
+            let listener = listener.tap_io(|tcp| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!(error = %e, "could not set TCP_NODELAY");
+                }
+            });
+            tokio::spawn(serve_on(listener, app, stopped))
+        }
+        Some(config) => {
+            let listener =
+                TlsListener::new(listener, config).map_err(|source| StartError::Bind {
+                    addr: settings.listen.clone(),
+                    source,
+                })?;
+            // The TLS listener sets TCP_NODELAY before the handshake; tapping
+            // gives its connections the client address, as for plain TCP.
+            tokio::spawn(serve_on(listener.tap_io(|_| {}), app, stopped))
+        }
+    };
     Ok(Server {
         local_addr,
         shutdown,
@@ -237,6 +282,22 @@ async fn serve(
         cleanup: None,
         progress,
     })
+}
+
+/// Serves `app` on `listener` until `stopped`, then lets in-flight requests finish.
+async fn serve_on<L, F>(
+    listener: axum::serve::TapIo<L, F>,
+    app: axum::Router,
+    stopped: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+    F: FnMut(&mut L::Io) + Send + 'static,
+{
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(stopped)
+        .await
 }
 
 /// The verifying client for `gosumdb` (unless it is off), and the `/sumdb/`
@@ -273,7 +334,18 @@ fn checksum_databases(
             )));
         }
     }
-    let private = vec![settings.goprivate.clone(), settings.gonosumdb.clone()];
+    // Every name private here: a lookup would leak it to the database.
+    let mut private = vec![
+        settings.goprivate.clone(),
+        settings.gonosumdb.clone(),
+        settings.noproxy().clone(),
+    ];
+    private.extend(
+        settings
+            .private_upstreams
+            .iter()
+            .map(|upstream| upstream.patterns.clone()),
+    );
     let proxy = Arc::new(SumDbProxy::new(
         remotes,
         sumdb.clone(),

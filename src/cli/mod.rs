@@ -1,6 +1,7 @@
-//! The command line: `goproxy [serve] [flags]`, `goproxy config show [flags]` and
-//! `goproxy cache stats|gc|verify [flags]`.
+//! The command line: `goproxy [serve] [flags]`, `goproxy config show [flags]`,
+//! `goproxy cache stats|gc|verify [flags]` and `goproxy auth hash`.
 
+mod auth;
 mod cache;
 
 use std::ffi::OsString;
@@ -45,6 +46,11 @@ enum Command {
         #[command(subcommand)]
         action: cache::CacheAction,
     },
+    /// Prepare credentials for inbound authentication.
+    Auth {
+        #[command(subcommand)]
+        action: auth::AuthAction,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -69,6 +75,7 @@ pub fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Cache { action }) => cache::run(action, &env),
+        Some(Command::Auth { action }) => auth::run(action),
         Some(Command::Serve { args }) => serve(&args, &env),
         None => serve(&cli.args, &env),
     }
@@ -117,13 +124,31 @@ async fn run(settings: Arc<Settings>, progress: Output) -> anyhow::Result<()> {
     let display = Display::start(&progress, server.progress());
     let addr = server.local_addr();
     let upstreams: Vec<String> = settings.upstreams.iter().map(config::redact_url).collect();
+    let private: Vec<String> = settings
+        .private_upstreams
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let auth = if settings.auth_enabled() {
+        settings.auth_require.to_string()
+    } else {
+        "off".to_owned()
+    };
+    let scheme = if settings.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         listen = %addr,
         cache_dir = %settings.cache_dir.display(),
         upstreams = %upstreams.join(","),
+        private_upstreams = %private.join(" "),
         gosumdb = %settings.gosumdb,
         progress = %progress,
+        auth = %auth,
+        tls = settings.tls_cert.is_some(),
         "goproxy started"
     );
     let host = if addr.ip().is_unspecified() {
@@ -136,7 +161,7 @@ async fn run(settings: Arc<Settings>, progress: Output) -> anyhow::Result<()> {
     } else {
         host
     };
-    tracing::info!("GOPROXY=http://{host}:{}", addr.port());
+    tracing::info!("GOPROXY={scheme}://{host}:{}", addr.port());
 
     wait_for_signal().await;
     tracing::info!(deadline = ?settings.shutdown_timeout, "shutting down: finishing in-flight requests (signal again to exit now)");

@@ -120,6 +120,24 @@ pub struct CliArgs {
     #[arg(long, value_name = "PATTERNS")]
     pub goprivate: Option<String>,
 
+    /// Module path patterns never fetched from public upstreams; defaults to
+    /// GOPRIVATE, as in the go command ("none" lets GOPRIVATE modules through).
+    /// [env: GONOPROXY]
+    #[arg(long, value_name = "PATTERNS")]
+    pub gonoproxy: Option<String>,
+
+    /// Upstreams of private modules, PATTERNS=URL entries separated by spaces;
+    /// the first matching entry's upstream alone serves a module. Credentials
+    /// come from the URL or .netrc (or the config file's auth).
+    /// [env: PRIVATE_UPSTREAMS]
+    #[arg(long, value_name = "PATTERNS=URL ...")]
+    pub private_upstreams: Option<String>,
+
+    /// .netrc file with credentials for private upstreams.
+    /// [env: NETRC] [default: ~/.netrc if present]
+    #[arg(long, value_name = "FILE")]
+    pub netrc: Option<String>,
+
     /// Further checksum databases to serve under /sumdb/<name>/ for clients,
     /// comma-separated names (each optionally "name url"). [env: PROXIED_SUMDBS]
     #[arg(long, value_name = "NAMES")]
@@ -153,6 +171,29 @@ pub struct CliArgs {
     /// no limit. [env: MAX_CONCURRENT_DOWNLOADS] [default: 4]
     #[arg(long, value_name = "N")]
     pub max_concurrent_downloads: Option<String>,
+    /// Bearer tokens clients may use, as SHA-256 digests (sha256:<hex>),
+    /// comma-separated; see `goproxy auth hash --token`. [env: AUTH_TOKENS]
+    #[arg(long, value_name = "HASHES")]
+    pub auth_tokens: Option<String>,
+
+    /// Users for basic authentication, name:<argon2 hash> entries separated by
+    /// spaces; see `goproxy auth hash`. [env: AUTH_USERS]
+    #[arg(long, value_name = "NAME:HASH ...")]
+    pub auth_users: Option<String>,
+
+    /// Which requests need credentials when tokens or users are set: all (but
+    /// the health probes) or private (private modules only).
+    /// [env: AUTH_REQUIRE] [default: all]
+    #[arg(long, value_name = "WHICH")]
+    pub auth_require: Option<String>,
+
+    /// PEM certificate chain: serve HTTPS (with --tls-key). [env: TLS_CERT]
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<String>,
+
+    /// PEM private key of --tls-cert. [env: TLS_KEY]
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<String>,
 }
 
 impl CliArgs {
@@ -178,6 +219,9 @@ impl CliArgs {
             Key::Gosumdb => &self.gosumdb,
             Key::Gonosumdb => &self.gonosumdb,
             Key::Goprivate => &self.goprivate,
+            Key::Gonoproxy => &self.gonoproxy,
+            Key::PrivateUpstreams => &self.private_upstreams,
+            Key::Netrc => &self.netrc,
             Key::ProxiedSumdbs => &self.proxied_sumdbs,
             Key::MaxCacheAge => &self.max_cache_age,
             Key::MaxCacheSize => &self.max_cache_size,
@@ -185,6 +229,11 @@ impl CliArgs {
             Key::DownloadParallelThreshold => &self.download_parallel_threshold,
             Key::MaxConcurrentDownloads => &self.max_concurrent_downloads,
             Key::CleanupInterval => &self.cleanup_interval,
+            Key::AuthTokens => &self.auth_tokens,
+            Key::AuthUsers => &self.auth_users,
+            Key::AuthRequire => &self.auth_require,
+            Key::TlsCert => &self.tls_cert,
+            Key::TlsKey => &self.tls_key,
         }
         .clone()
     }

@@ -104,8 +104,8 @@ fn parse(text: &str, format: &Format) -> Result<Value, String> {
 }
 
 /// A scalar becomes text (numbers as written: `port: 12345`), a list of
-/// scalars a list, null nothing. Anything else is returned, printed, as the
-/// error.
+/// texts a list, a list with mappings in it a structured list, null nothing.
+/// Anything else is returned, printed, as the error.
 fn raw(value: Value) -> Result<Option<Raw>, String> {
     match value {
         Value::Null => Ok(None),
@@ -119,9 +119,15 @@ fn raw(value: Value) -> Result<Option<Raw>, String> {
                     _ => None,
                 })
                 .collect();
-            texts
-                .map(|texts| Some(Raw::List(texts)))
-                .ok_or_else(|| Value::Array(items).to_string())
+            if let Some(texts) = texts {
+                return Ok(Some(Raw::List(texts)));
+            }
+            // Whether the key takes mappings is the key's business; it never
+            // quotes them back, since they may hold credentials.
+            if items.iter().any(Value::is_object) {
+                return Ok(Some(Raw::Structured(items)));
+            }
+            Err(Value::Array(items).to_string())
         }
         other @ (Value::Bool(_) | Value::Object(_)) => Err(other.to_string()),
     }

@@ -9,8 +9,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
+use super::netrc::Netrc;
+use super::private::{self, CredentialSource};
 use super::value::{self, Invalid, ListenAddr};
-use super::{CliArgs, DEFAULT_PORT, Key, Settings, file};
+use super::{CliArgs, DEFAULT_PORT, Key, Settings, auth, file};
 
 /// Names the config file when `--config` is not given.
 pub const CONFIG_ENV: &str = "GOPROXY_CONFIG";
@@ -49,6 +51,18 @@ pub enum ConfigError {
         at: Source,
         key: Key,
         message: String,
+    },
+
+    /// The .netrc file that private upstreams need credentials from.
+    #[error(
+        "netrc file {} ({named_by}): cannot be read: {error} \
+         (fix its permissions, or set --netrc/NETRC/netrc to another file)",
+        .path.display()
+    )]
+    Netrc {
+        path: PathBuf,
+        named_by: Source,
+        error: std::io::Error,
     },
 }
 
@@ -154,7 +168,7 @@ pub fn load(args: &CliArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Load
         (None, None) => None,
     };
 
-    let mut builder = Builder::default();
+    let mut builder = Builder::new(&env);
     if let Some(config) = &config_file {
         for (key, raw) in file::read(config)? {
             builder.apply(key, raw, Source::File(config.path.clone()))?;
@@ -170,28 +184,42 @@ pub fn load(args: &CliArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Load
             builder.apply(key, Raw::Text(text), Source::Flag(key.flag()))?;
         }
     }
-    Ok(builder.finish(config_file))
+    builder.finish(config_file)
 }
 
 /// A value as a layer gives it, before parsing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum Raw {
     Text(String),
-    /// Only a config file has lists; only `upstreams` takes one.
+    /// Only a config file has lists.
     List(Vec<String>),
+    /// A config file's list with mappings in it (`private_upstreams`,
+    /// `auth_users`).
+    Structured(Vec<serde_json::Value>),
 }
 
-#[derive(Default)]
-struct Builder {
+struct Builder<'e> {
     settings: Settings,
     sources: BTreeMap<Key, Source>,
     /// Kept apart from `settings.listen` until every layer is in, because
     /// which of the two wins depends on their layers.
     port: Option<u16>,
     listen: Option<ListenAddr>,
+    /// For `${VAR}` in config file credentials and the home directory's .netrc.
+    env: &'e dyn Fn(&str) -> Option<String>,
 }
 
-impl Builder {
+impl<'e> Builder<'e> {
+    fn new(env: &'e dyn Fn(&str) -> Option<String>) -> Self {
+        Builder {
+            settings: Settings::default(),
+            sources: BTreeMap::new(),
+            port: None,
+            listen: None,
+            env,
+        }
+    }
+
     fn apply(&mut self, key: Key, raw: Raw, source: Source) -> Result<(), ConfigError> {
         self.set(key, raw)
             .map_err(|Invalid(message)| ConfigError::InvalidValue {
@@ -206,11 +234,37 @@ impl Builder {
     fn set(&mut self, key: Key, raw: Raw) -> Result<(), Invalid> {
         let text = match raw {
             Raw::Text(text) => text,
+            Raw::Structured(items) if key == Key::PrivateUpstreams => {
+                self.settings.private_upstreams = private::from_file(&items, self.env)?;
+                return Ok(());
+            }
+            Raw::Structured(items) if key == Key::AuthUsers => {
+                self.settings.auth_users = auth::users_file(&items)?;
+                return Ok(());
+            }
+            // Not quoted back: mappings may hold credentials.
+            Raw::Structured(_) => return Err(Invalid::wrong_kind(key, "(a list of mappings)")),
+            Raw::List(items) if key == Key::PrivateUpstreams => {
+                let items: Vec<serde_json::Value> =
+                    items.into_iter().map(serde_json::Value::String).collect();
+                self.settings.private_upstreams = private::from_file(&items, self.env)?;
+                return Ok(());
+            }
+            Raw::List(items) if key == Key::AuthUsers => {
+                let items: Vec<serde_json::Value> =
+                    items.into_iter().map(serde_json::Value::String).collect();
+                self.settings.auth_users = auth::users_file(&items)?;
+                return Ok(());
+            }
+            Raw::List(items) if key == Key::AuthTokens => {
+                self.settings.auth_tokens = auth::tokens(items.iter().map(String::as_str))?;
+                return Ok(());
+            }
             Raw::List(items) if key == Key::Upstreams => {
                 self.settings.upstreams = value::upstreams(items.iter().map(String::as_str))?;
                 return Ok(());
             }
-            Raw::List(items) if matches!(key, Key::Gonosumdb | Key::Goprivate) => {
+            Raw::List(items) if matches!(key, Key::Gonosumdb | Key::Goprivate | Key::Gonoproxy) => {
                 let patterns = value::patterns(key, items.iter().map(String::as_str))?;
                 self.set_patterns(key, patterns);
                 return Ok(());
@@ -244,10 +298,12 @@ impl Builder {
             Key::UpstreamIdleTimeout => s.upstream_idle_timeout = value::timeout(&text)?,
             Key::UpstreamTimeout => s.upstream_timeout = value::timeout(&text)?,
             Key::Gosumdb => s.gosumdb = value::gosumdb(&text)?,
-            Key::Gonosumdb | Key::Goprivate => {
+            Key::Gonosumdb | Key::Goprivate | Key::Gonoproxy => {
                 let patterns = value::patterns(key, text.split(','))?;
                 self.set_patterns(key, patterns);
             }
+            Key::PrivateUpstreams => s.private_upstreams = private::from_text(&text)?,
+            Key::Netrc => s.netrc = Some(value::file(key, &text)?),
             Key::ProxiedSumdbs => s.proxied_sumdbs = value::proxied_sumdbs(text.split(','))?,
             Key::MaxCacheAge => s.max_cache_age = value::duration(&text)?,
             Key::MaxCacheSize => s.max_cache_size = value::size(&text)?,
@@ -259,19 +315,55 @@ impl Builder {
             Key::MaxConcurrentDownloads => {
                 s.max_concurrent_downloads = value::download_limit(&text)?
             }
+            Key::AuthTokens => s.auth_tokens = auth::tokens(text.split(','))?,
+            Key::AuthUsers => s.auth_users = auth::users_text(&text)?,
+            Key::AuthRequire => s.auth_require = auth::require(&text)?,
+            Key::TlsCert => s.tls_cert = Some(value::file(key, &text)?),
+            Key::TlsKey => s.tls_key = Some(value::file(key, &text)?),
         }
         Ok(())
     }
 
     fn set_patterns(&mut self, key: Key, patterns: crate::gomod::pattern::PrefixPatterns) {
-        if key == Key::Goprivate {
-            self.settings.goprivate = patterns;
-        } else {
-            self.settings.gonosumdb = patterns;
+        match key {
+            Key::Goprivate => self.settings.goprivate = patterns,
+            Key::Gonoproxy => self.settings.gonoproxy = patterns,
+            _ => self.settings.gonosumdb = patterns,
         }
     }
 
-    fn finish(mut self, config_file: Option<ConfigFile>) -> Loaded {
+    /// The .netrc file: the one set, else the home directory's if there is one
+    /// (as the go command looks for it). It is read only when a private
+    /// upstream has no credentials of its own.
+    fn resolve_netrc(&mut self) -> Result<(), ConfigError> {
+        let named_by = self.sources.get(&Key::Netrc).cloned();
+        if named_by.is_none() {
+            self.settings.netrc = (self.env)("HOME")
+                .map(|home| PathBuf::from(home).join(".netrc"))
+                .filter(|path| path.is_file());
+        }
+        let Some(path) = self.settings.netrc.clone() else {
+            return Ok(());
+        };
+        let needed = self
+            .settings
+            .private_upstreams
+            .iter()
+            .any(|upstream| upstream.credentials == CredentialSource::None);
+        if !needed {
+            return Ok(());
+        }
+        let netrc = Netrc::read(&path).map_err(|error| ConfigError::Netrc {
+            path: path.clone(),
+            named_by: named_by.unwrap_or(Source::Default),
+            error,
+        })?;
+        private::apply_netrc(&mut self.settings.private_upstreams, &netrc);
+        Ok(())
+    }
+
+    fn finish(mut self, config_file: Option<ConfigFile>) -> Result<Loaded, ConfigError> {
+        self.resolve_netrc()?;
         let port = self.port.unwrap_or(DEFAULT_PORT);
         let port_replaces = port_wins(
             self.sources.get(&Key::Listen).unwrap_or(&Source::Default),
@@ -282,11 +374,11 @@ impl Builder {
             Some(listen) => listen.to_string(),
             None => format!("0.0.0.0:{port}"),
         };
-        Loaded {
+        Ok(Loaded {
             settings: self.settings,
             config_file,
             sources: self.sources,
-        }
+        })
     }
 }
 
@@ -369,12 +461,41 @@ pub(super) mod tests {
                 "sum.golang.google.cn",
                 "sum.golang.org https://sumdb.example",
             ],
-            Key::Gonosumdb | Key::Goprivate => ["file.example", "env.example/x", "*.flag.example"],
+            Key::Gonosumdb | Key::Goprivate | Key::Gonoproxy => {
+                ["file.example", "env.example/x", "*.flag.example"]
+            }
+            Key::PrivateUpstreams => [
+                "file.example=https://file-up.example",
+                "env.example=https://env-up.example",
+                "*.flag.example,flag.example=https://flag-up.example/go",
+            ],
+            Key::Netrc | Key::TlsCert | Key::TlsKey => ["/file.pem", "/env.pem", "/flag.pem"],
+            Key::AuthTokens => [
+                "sha256:1111111111111111111111111111111111111111111111111111111111111111",
+                "sha256:2222222222222222222222222222222222222222222222222222222222222222",
+                "sha256:3333333333333333333333333333333333333333333333333333333333333333",
+            ],
+            Key::AuthUsers => [USER_SAMPLES[0], USER_SAMPLES[1], USER_SAMPLES[2]],
+            Key::AuthRequire => ["private", "all", "github.com/acme,*.corp.example"],
             Key::ProxiedSumdbs => ["file.example", "env.example", "flag.example"],
             Key::MaxCacheSize => ["1GiB", "2GiB", "3GiB"],
             Key::DownloadConnections | Key::MaxConcurrentDownloads => ["7", "8", "9"],
             Key::DownloadParallelThreshold => ["1MiB", "2MiB", "3MiB"],
             _ => ["1s", "2s", "3s"],
+        }
+    }
+
+    const USER_SAMPLES: [&str; 3] = [
+        "file-user:$argon2id$v=19$m=19456,t=2,p=1$d+uwN1a15JWTgq2mp7udOQ$rz2YtkFsM988bzYazTqmSr6qbhS+ERzpv813dAPTufY",
+        "env-user:$argon2id$v=19$m=19456,t=2,p=1$d+uwN1a15JWTgq2mp7udOQ$rz2YtkFsM988bzYazTqmSr6qbhS+ERzpv813dAPTufY",
+        "flag-user:$argon2id$v=19$m=19456,t=2,p=1$d+uwN1a15JWTgq2mp7udOQ$rz2YtkFsM988bzYazTqmSr6qbhS+ERzpv813dAPTufY",
+    ];
+
+    /// How `config show` prints a sample: users by name only.
+    fn shown_as(key: Key, sample: &str) -> &str {
+        match key {
+            Key::AuthUsers => sample.split(':').next().unwrap_or(sample),
+            _ => sample,
         }
     }
 
@@ -398,7 +519,8 @@ pub(super) mod tests {
                 &Source::File(file.clone().into()),
                 "{key:?}"
             );
-            assert!(crate::config::render(&loaded).contains(in_file), "{key:?}");
+            let shown = crate::config::render(&loaded);
+            assert!(shown.contains(shown_as(key, in_file)), "{key:?}: {shown}");
 
             let loaded = load_with(&flags(&config), &env).unwrap();
             assert_eq!(loaded.source(key), &Source::Env(key.env_var()), "{key:?}");
@@ -406,7 +528,8 @@ pub(super) mod tests {
             let loaded =
                 load_with(&flags(&[&config[..], &[flag.as_str()]].concat()), &env).unwrap();
             assert_eq!(loaded.source(key), &Source::Flag(key.flag()), "{key:?}");
-            assert!(crate::config::render(&loaded).contains(in_flag), "{key:?}");
+            let shown = crate::config::render(&loaded);
+            assert!(shown.contains(shown_as(key, in_flag)), "{key:?}: {shown}");
         }
     }
 
@@ -722,6 +845,124 @@ pub(super) mod tests {
             let got = error(&flags(args), vars);
             assert!(got.starts_with(want), "\n got: {got}\nwant: {want}");
         }
+    }
+
+    #[test]
+    fn private_upstreams_and_auth_from_a_yaml_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let netrc = write(
+            dir.path(),
+            "netrc",
+            "machine git.example login ci password from-netrc\n",
+        );
+        let file = write(
+            dir.path(),
+            "goproxy.yaml",
+            "private_upstreams:\n\
+             \x20 - pattern: \"*.corp.example.com,rsc.io/private\"\n\
+             \x20   url: https://nexus.example/repository/go/\n\
+             \x20   auth: {type: bearer, value: \"${NEXUS_TOKEN}\"}\n\
+             \x20 - git.example/team=https://git.example/go\n\
+             gonoproxy: none\n\
+             auth_tokens: [\"sha256:1a7674eb4ee78df7e1ac439a93c3fa8e3c945784d4dec9fd8e3011738b2f1d62\"]\n\
+             auth_users:\n\
+             \x20 - name: alice\n\
+             \x20   password_hash: $argon2id$v=19$m=19456,t=2,p=1$d+uwN1a15JWTgq2mp7udOQ$rz2YtkFsM988bzYazTqmSr6qbhS+ERzpv813dAPTufY\n\
+             auth_require: private\n",
+        );
+        let vars = [("NEXUS_TOKEN", "nx-secret"), ("NETRC", netrc.as_str())];
+        let loaded = load_with(&flags(&["--config", &file]), &vars).unwrap();
+        let s = &loaded.settings;
+        assert_eq!(s.private_upstreams.len(), 2);
+        assert_eq!(
+            s.private_upstreams[0].auth,
+            Some(crate::config::UpstreamAuth::Bearer(
+                crate::config::Secret::new("nx-secret")
+            ))
+        );
+        assert_eq!(s.private_upstreams[1].credentials, CredentialSource::Netrc);
+        assert!(s.is_private("git.corp.example.com/x") && s.is_private("rsc.io/private"));
+        assert_eq!(
+            s.private_upstream("git.example/team/y")
+                .unwrap()
+                .url
+                .as_str(),
+            "https://git.example/go"
+        );
+        assert_eq!(s.noproxy().to_string(), "none");
+        assert_eq!(s.auth_tokens.len(), 1);
+        assert_eq!(s.auth_users[0].name, "alice");
+        assert_eq!(s.auth_require, crate::config::AuthRequire::Private);
+        assert_eq!(loaded.source(Key::Netrc), &Source::Env("NETRC"));
+        let shown = crate::config::render(&loaded);
+        assert!(
+            !shown.contains("nx-secret") && !shown.contains("from-netrc"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("[bearer ***]") && shown.contains("[basic ci:*** from netrc]"),
+            "{shown}"
+        );
+        assert!(!format!("{loaded:?}").contains("nx-secret"));
+
+        // Unset variables are named, never guessed at.
+        let got = error(&flags(&["--config", &file]), &[]);
+        assert!(
+            got.contains("private_upstreams: entry 1: auth.value: environment variable NEXUS_TOKEN is not set"),
+            "{got}"
+        );
+    }
+
+    #[test]
+    fn the_home_netrc_is_the_default_and_a_named_one_must_be_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            ".netrc",
+            "machine git.example login me password pw\n",
+        );
+        let home = dir.path().to_str().unwrap();
+        let args = flags(&["--private-upstreams", "git.example=https://git.example"]);
+        let loaded = load_with(&args, &[("HOME", home)]).unwrap();
+        assert_eq!(loaded.settings.netrc, Some(dir.path().join(".netrc")));
+        assert_eq!(
+            loaded.settings.private_upstreams[0].credentials,
+            CredentialSource::Netrc
+        );
+        // No HOME, no .netrc: no credentials, and no error.
+        let loaded = load_with(&args, &[]).unwrap();
+        assert_eq!(
+            loaded.settings.private_upstreams[0].credentials,
+            CredentialSource::None
+        );
+
+        let missing = dir.path().join("nope");
+        let missing = missing.to_str().unwrap();
+        let got = error(&args, &[("NETRC", missing)]);
+        assert!(
+            got.starts_with(&format!(
+                "netrc file {missing} (env NETRC): cannot be read: "
+            )),
+            "{got}"
+        );
+        // Not read when nothing needs it.
+        assert!(load_with(&flags(&[]), &[("NETRC", missing)]).is_ok());
+    }
+
+    #[test]
+    fn mappings_under_other_keys_are_not_quoted_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(
+            dir.path(),
+            "c.yaml",
+            "upstreams:\n  - url: https://x.example\n    auth: {type: bearer, value: hunter2}\n",
+        );
+        let got = error(&flags(&["--config", &file]), &[]);
+        assert!(
+            got.contains("upstreams: invalid value (a list of mappings)"),
+            "{got}"
+        );
+        assert!(!got.contains("hunter2"), "{got}");
     }
 
     #[test]

@@ -1,14 +1,19 @@
 //! Settings: one struct built once at startup from defaults < config file <
 //! environment < flags, then shared read-only as `Arc<Settings>`.
 
+pub mod auth;
 mod cli;
 mod file;
 mod load;
+pub mod netrc;
+pub mod private;
 mod show;
 mod value;
 
+pub use auth::{AuthRequire, TokenHash, UserHash};
 pub use cli::{CliArgs, normalize_go_style_args};
 pub use load::{CONFIG_ENV, ConfigError, ConfigFile, Loaded, Source, load};
+pub use private::{PrivateUpstream, Secret, UpstreamAuth};
 pub use show::render;
 pub use value::{format_duration, human_size, redact_url};
 
@@ -96,6 +101,9 @@ pub enum Key {
     Gosumdb,
     Gonosumdb,
     Goprivate,
+    Gonoproxy,
+    PrivateUpstreams,
+    Netrc,
     ProxiedSumdbs,
     MaxCacheAge,
     MaxCacheSize,
@@ -103,11 +111,16 @@ pub enum Key {
     DownloadConnections,
     DownloadParallelThreshold,
     MaxConcurrentDownloads,
+    AuthTokens,
+    AuthUsers,
+    AuthRequire,
+    TlsCert,
+    TlsKey,
 }
 
 impl Key {
     /// Every key, in the order `config show` and error messages list them.
-    pub const ALL: [Key; 26] = [
+    pub const ALL: [Key; 34] = [
         Key::Port,
         Key::Listen,
         Key::CacheDir,
@@ -127,6 +140,9 @@ impl Key {
         Key::Gosumdb,
         Key::Gonosumdb,
         Key::Goprivate,
+        Key::Gonoproxy,
+        Key::PrivateUpstreams,
+        Key::Netrc,
         Key::ProxiedSumdbs,
         Key::MaxCacheAge,
         Key::MaxCacheSize,
@@ -134,6 +150,11 @@ impl Key {
         Key::DownloadConnections,
         Key::DownloadParallelThreshold,
         Key::MaxConcurrentDownloads,
+        Key::AuthTokens,
+        Key::AuthUsers,
+        Key::AuthRequire,
+        Key::TlsCert,
+        Key::TlsKey,
     ];
 
     /// (config file key, environment variable, long flag without dashes).
@@ -171,6 +192,14 @@ impl Key {
             Key::Gosumdb => ("gosumdb", "GOSUMDB", "gosumdb"),
             Key::Gonosumdb => ("gonosumdb", "GONOSUMDB", "gonosumdb"),
             Key::Goprivate => ("goprivate", "GOPRIVATE", "goprivate"),
+            Key::Gonoproxy => ("gonoproxy", "GONOPROXY", "gonoproxy"),
+            Key::PrivateUpstreams => (
+                "private_upstreams",
+                "PRIVATE_UPSTREAMS",
+                "private-upstreams",
+            ),
+            // The go command's variable: one .netrc serves both.
+            Key::Netrc => ("netrc", "NETRC", "netrc"),
             Key::ProxiedSumdbs => ("proxied_sumdbs", "PROXIED_SUMDBS", "proxied-sumdbs"),
             Key::MaxCacheAge => ("max_cache_age", "MAX_CACHE_AGE", "max-cache-age"),
             Key::MaxCacheSize => ("max_cache_size", "MAX_CACHE_SIZE", "max-cache-size"),
@@ -190,6 +219,11 @@ impl Key {
                 "MAX_CONCURRENT_DOWNLOADS",
                 "max-concurrent-downloads",
             ),
+            Key::AuthTokens => ("auth_tokens", "AUTH_TOKENS", "auth-tokens"),
+            Key::AuthUsers => ("auth_users", "AUTH_USERS", "auth-users"),
+            Key::AuthRequire => ("auth_require", "AUTH_REQUIRE", "auth-require"),
+            Key::TlsCert => ("tls_cert", "TLS_CERT", "tls-cert"),
+            Key::TlsKey => ("tls_key", "TLS_KEY", "tls-key"),
         }
     }
 
@@ -252,9 +286,17 @@ pub struct Settings {
     pub gosumdb: GoSumDb,
     /// Modules never looked up in a checksum database.
     pub gonosumdb: PrefixPatterns,
-    /// Private modules: never fetched from public upstreams, never looked up in a
-    /// checksum database.
+    /// Private modules: never fetched from public upstreams (unless `gonoproxy`
+    /// says otherwise), never looked up in a checksum database.
     pub goprivate: PrefixPatterns,
+    /// Modules never fetched from public upstreams; empty means `goprivate`, as
+    /// in the go command. Use [`Settings::noproxy`].
+    pub gonoproxy: PrefixPatterns,
+    /// Module patterns routed to an upstream of their own, first match wins.
+    pub private_upstreams: Vec<PrivateUpstream>,
+    /// The .netrc file that supplied private upstream credentials, or would
+    /// have (None: neither set nor present in the home directory).
+    pub netrc: Option<PathBuf>,
     /// Further checksum databases served under `/sumdb/<name>/` for clients.
     pub proxied_sumdbs: Vec<ProxiedSumDb>,
     /// Module versions unused for longer are evicted (zero: kept forever).
@@ -269,6 +311,49 @@ pub struct Settings {
     pub download_parallel_threshold: u64,
     /// Zip downloads from upstreams at the same time; 0 means no limit.
     pub max_concurrent_downloads: u32,
+    /// SHA-256 digests of the bearer tokens clients may present.
+    pub auth_tokens: Vec<TokenHash>,
+    /// Users for basic authentication, with Argon2 password hashes.
+    pub auth_users: Vec<UserHash>,
+    /// Which requests need credentials once tokens or users are configured.
+    pub auth_require: AuthRequire,
+    /// PEM certificate chain for the listener (TLS when set, with `tls_key`).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+}
+
+impl Settings {
+    /// GONOPROXY as the go command reads it: GOPRIVATE when unset, so
+    /// `gonoproxy: none` sends GOPRIVATE modules to the upstreams after all.
+    pub fn noproxy(&self) -> &PrefixPatterns {
+        if self.gonoproxy.is_empty() {
+            &self.goprivate
+        } else {
+            &self.gonoproxy
+        }
+    }
+
+    /// The private upstream `module` is routed to: the first whose patterns match.
+    pub fn private_upstream(&self, module: &str) -> Option<&PrivateUpstream> {
+        self.private_upstreams
+            .iter()
+            .find(|upstream| upstream.patterns.matches(module))
+    }
+
+    /// Whether `module` is private here: routed to a private upstream, kept from
+    /// public upstreams (GONOPROXY) or named by GOPRIVATE. Such names never reach
+    /// a checksum database, and `auth_require: private` guards them.
+    pub fn is_private(&self, module: &str) -> bool {
+        self.private_upstream(module).is_some()
+            || self.noproxy().matches(module)
+            || self.goprivate.matches(module)
+    }
+
+    /// Whether clients must authenticate (for some requests at least).
+    pub fn auth_enabled(&self) -> bool {
+        !self.auth_tokens.is_empty() || !self.auth_users.is_empty()
+    }
 }
 
 impl Default for Settings {
@@ -295,6 +380,9 @@ impl Default for Settings {
                 .expect("the built-in checksum database key is valid"),
             gonosumdb: PrefixPatterns::default(),
             goprivate: PrefixPatterns::default(),
+            gonoproxy: PrefixPatterns::default(),
+            private_upstreams: Vec::new(),
+            netrc: None,
             proxied_sumdbs: Vec::new(),
             max_cache_age: Duration::ZERO,
             max_cache_size: None,
@@ -302,6 +390,11 @@ impl Default for Settings {
             download_connections: 4,
             download_parallel_threshold: 512 * 1024,
             max_concurrent_downloads: 4,
+            auth_tokens: Vec::new(),
+            auth_users: Vec::new(),
+            auth_require: AuthRequire::All,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -328,6 +421,9 @@ impl fmt::Debug for Settings {
             .field("gosumdb", &self.gosumdb.to_string())
             .field("gonosumdb", &self.gonosumdb.to_string())
             .field("goprivate", &self.goprivate.to_string())
+            .field("gonoproxy", &self.gonoproxy.to_string())
+            .field("private_upstreams", &self.private_upstreams)
+            .field("netrc", &self.netrc)
             .field("proxied_sumdbs", &self.proxied_sumdbs)
             .field("max_cache_age", &self.max_cache_age)
             .field("max_cache_size", &self.max_cache_size)
@@ -338,6 +434,11 @@ impl fmt::Debug for Settings {
                 &self.download_parallel_threshold,
             )
             .field("max_concurrent_downloads", &self.max_concurrent_downloads)
+            .field("auth_tokens", &self.auth_tokens)
+            .field("auth_users", &self.auth_users)
+            .field("auth_require", &self.auth_require)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
             .finish()
     }
 }
@@ -357,12 +458,20 @@ mod tests {
     #[test]
     fn debug_redacts_upstream_credentials() {
         let settings = Settings {
-            upstreams: vec![url::Url::parse("https://user:hunter2@proxy.example").unwrap()],
+            upstreams: vec![url::Url::parse("https://someone:hunter2@proxy.example").unwrap()],
+            private_upstreams: vec![PrivateUpstream {
+                patterns: PrefixPatterns::parse("corp.example").unwrap(),
+                url: url::Url::parse("https://nexus:pa55@nexus.example").unwrap(),
+                auth: None,
+                credentials: private::CredentialSource::Url,
+            }],
             ..Settings::default()
         };
         let shown = format!("{settings:?}");
-        assert!(!shown.contains("hunter2"), "{shown}");
-        assert!(!shown.contains("user"), "{shown}");
+        for secret in ["hunter2", "someone", "nexus:", "pa55"] {
+            assert!(!shown.contains(secret), "{secret}: {shown}");
+        }
         assert!(shown.contains("https://***@proxy.example"), "{shown}");
+        assert!(shown.contains("https://***@nexus.example"), "{shown}");
     }
 }

@@ -1,9 +1,13 @@
 //! `goproxy config show`: the effective settings, one per line, with where
 //! each came from. Keys are the config file's, so a line can be copied into
-//! a file; upstream credentials are shown as `***`.
+//! a file; upstream credentials are shown as `***`, and of the users only
+//! their names.
 
 use super::value::{format_duration, format_size, redact_url};
 use super::{Key, Loaded, Source};
+
+/// Values up to this wide line up their sources in one column.
+const MAX_VALUE_COLUMN: usize = 60;
 
 pub fn render(loaded: &Loaded) -> String {
     let s = &loaded.settings;
@@ -79,6 +83,26 @@ pub fn render(loaded: &Loaded) -> String {
         s.goprivate.to_string(),
         from(Key::Goprivate),
     ));
+    rows.push((
+        Key::Gonoproxy.name(),
+        s.gonoproxy.to_string(),
+        from(Key::Gonoproxy),
+    ));
+    let private: Vec<String> = s
+        .private_upstreams
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    rows.push((
+        Key::PrivateUpstreams.name(),
+        private.join(" "),
+        from(Key::PrivateUpstreams),
+    ));
+    rows.push((
+        Key::Netrc.name(),
+        path(s.netrc.as_deref()),
+        from(Key::Netrc),
+    ));
     let proxied: Vec<String> = s.proxied_sumdbs.iter().map(ToString::to_string).collect();
     rows.push((
         Key::ProxiedSumdbs.name(),
@@ -99,6 +123,29 @@ pub fn render(loaded: &Loaded) -> String {
         Key::CleanupInterval.name(),
         format_duration(s.cleanup_interval),
         from(Key::CleanupInterval),
+    ));
+    let tokens: Vec<String> = s.auth_tokens.iter().map(ToString::to_string).collect();
+    rows.push((
+        Key::AuthTokens.name(),
+        tokens.join(","),
+        from(Key::AuthTokens),
+    ));
+    let users: Vec<&str> = s.auth_users.iter().map(|u| u.name.as_str()).collect();
+    rows.push((Key::AuthUsers.name(), users.join(" "), from(Key::AuthUsers)));
+    rows.push((
+        Key::AuthRequire.name(),
+        s.auth_require.to_string(),
+        from(Key::AuthRequire),
+    ));
+    rows.push((
+        Key::TlsCert.name(),
+        path(s.tls_cert.as_deref()),
+        from(Key::TlsCert),
+    ));
+    rows.push((
+        Key::TlsKey.name(),
+        path(s.tls_key.as_deref()),
+        from(Key::TlsKey),
     ));
 
     rows.push((
@@ -121,9 +168,12 @@ pub fn render(loaded: &Loaded) -> String {
         from(Key::MaxConcurrentDownloads),
     ));
     let key_width = rows.iter().map(|(key, _, _)| key.len()).max().unwrap_or(0);
+    // A long value (several private upstreams) runs past the column rather
+    // than pushing every source far to the right.
     let value_width = rows
         .iter()
         .map(|(_, value, _)| value.chars().count())
+        .filter(|width| *width <= MAX_VALUE_COLUMN)
         .max()
         .unwrap_or(0);
     rows.iter()
@@ -131,6 +181,10 @@ pub fn render(loaded: &Loaded) -> String {
             format!("{key:<key_width$} = {value:<value_width$}   ({source})\n")
         })
         .collect()
+}
+
+fn path(path: Option<&std::path::Path>) -> String {
+    path.map(|p| p.display().to_string()).unwrap_or_default()
 }
 
 /// `listen` has no key of its own when only `port` was set, and both a
@@ -184,10 +238,18 @@ upstream_timeout = 30m (default)
 gosumdb = sum.golang.org (default)
 gonosumdb = (default)
 goprivate = (default)
+gonoproxy = (default)
+private_upstreams = (default)
+netrc = (default)
 proxied_sumdbs = (default)
 max_cache_age = 0s (default)
 max_cache_size = 0 (no limit) (default)
 cleanup_interval = 1d (default)
+auth_tokens = (default)
+auth_users = (default)
+auth_require = all (default)
+tls_cert = (default)
+tls_key = (default)
 download_connections = 4 (default)
 download_parallel_threshold = 512KiB (default)
 max_concurrent_downloads = 4 (default)

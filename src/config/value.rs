@@ -64,8 +64,26 @@ pub(super) fn expected(key: Key) -> &'static str {
             "expected off, sum.golang.org, a verifier key <name>+<hash>+<key>, \
              optionally followed by a URL"
         }
-        Key::Gonosumdb | Key::Goprivate => {
+        Key::Gonosumdb | Key::Goprivate | Key::Gonoproxy => {
             "expected comma-separated module path patterns, e.g. *.corp.example.com,rsc.io/private"
+        }
+        Key::PrivateUpstreams => {
+            "expected PATTERNS=URL entries separated by spaces, e.g. \
+             *.corp.example.com=https://goproxy.corp.example.com, or in a config file \
+             a list of mappings with pattern, url and optional auth"
+        }
+        Key::Netrc | Key::TlsCert | Key::TlsKey => "expected a file path",
+        Key::AuthTokens => {
+            "expected SHA-256 digests of tokens, sha256:<64 hex digits>, comma-separated \
+             (goproxy auth hash --token prints one)"
+        }
+        Key::AuthUsers => {
+            "expected name:hash entries separated by spaces, the hash an Argon2 PHC string \
+             (goproxy auth hash prints one)"
+        }
+        Key::AuthRequire => {
+            "expected all, private or comma-separated module path patterns \
+             (e.g. github.com/acme,*.corp.example.com)"
         }
         Key::ProxiedSumdbs => {
             "expected comma-separated checksum database names, e.g. sum.golang.org"
@@ -155,6 +173,13 @@ fn is_host(host: &str) -> bool {
         })
 }
 
+pub(super) fn file(key: Key, text: &str) -> Result<PathBuf, Invalid> {
+    match text.trim() {
+        "" => Err(Invalid::new("value", text, expected(key))),
+        path => Ok(PathBuf::from(path)),
+    }
+}
+
 pub(super) fn dir(text: &str) -> Result<PathBuf, Invalid> {
     match text.trim() {
         "" => Err(Invalid::new("value", text, expected(Key::CacheDir))),
@@ -174,7 +199,7 @@ pub(super) fn upstreams<'a>(items: impl IntoIterator<Item = &'a str>) -> Result<
         .into_iter()
         .map(str::trim)
         .filter(|item| !item.is_empty())
-        .map(upstream)
+        .map(upstream_url)
         .collect::<Result<Vec<_>, _>>()?;
     if urls.is_empty() {
         return Err(Invalid(format!(
@@ -185,7 +210,9 @@ pub(super) fn upstreams<'a>(items: impl IntoIterator<Item = &'a str>) -> Result<
     Ok(urls)
 }
 
-fn upstream(item: &str) -> Result<Url, Invalid> {
+/// One upstream base URL: http or https, with a host, no query or fragment,
+/// no trailing slash.
+pub(super) fn upstream_url(item: &str) -> Result<Url, Invalid> {
     let fail = |reason: &str| {
         Invalid::new(
             "upstream URL",

@@ -14,15 +14,14 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use reqwest::StatusCode;
-use reqwest::header::{CONTENT_RANGE, IF_RANGE, RANGE};
-use url::Url;
+use reqwest::header::{CONTENT_RANGE, HeaderMap, HeaderValue, IF_RANGE, RANGE};
 
 use super::ranges::{parse_content_range, piece_size, pieces};
 use super::state::{PartialState, Validator};
 use super::target::Target;
 use crate::config::{Settings, redact_url};
 use crate::progress::{Reporter, Transfer};
-use crate::upstream::{AttemptError, classify_status, describe_error};
+use crate::upstream::{AttemptError, Endpoint, classify_status, describe_error};
 
 /// Bytes gathered from the network before one positioned write.
 const WRITE_CHUNK: usize = 256 * 1024;
@@ -51,8 +50,8 @@ impl From<AttemptError> for Step {
 }
 
 pub struct Job<'a> {
-    pub client: reqwest::Client,
-    pub url: Url,
+    /// The upstream URL, with the client and credential to use for it.
+    pub endpoint: Endpoint,
     pub target: &'a Target,
     pub settings: &'a Settings,
     pub transfer: &'a Transfer,
@@ -72,7 +71,7 @@ impl Job<'_> {
             match step {
                 Step::Fail(e) => return Err(e),
                 Step::Single(reason) => {
-                    tracing::info!(url = %redact_url(&self.url), reason, "downloading over one connection");
+                    tracing::info!(url = %redact_url(&self.endpoint.url), reason, "downloading over one connection");
                     self.reset().await?;
                     return self.single().await;
                 }
@@ -84,7 +83,7 @@ impl Job<'_> {
                             "the upstream's file changed {restarts} times during the download ({reason})"
                         )));
                     }
-                    tracing::warn!(url = %redact_url(&self.url), reason, "upstream file changed; restarting the download");
+                    tracing::warn!(url = %redact_url(&self.endpoint.url), reason, "upstream file changed; restarting the download");
                 }
             }
         }
@@ -97,7 +96,7 @@ impl Job<'_> {
 
     /// The ranged path: first request, then the missing pieces in parallel.
     async fn ranged(&self) -> Result<Option<String>, Step> {
-        let source = redact_url(&self.url);
+        let source = redact_url(&self.endpoint.url);
         let connections = self.settings.download_connections.max(1);
         let resume = self.target.state().clone().filter(|s| s.source == source);
         if resume.is_none() && self.target.state().is_some() {
@@ -272,7 +271,7 @@ impl Job<'_> {
                     let Some(wait) = plan.retry_delay(end, self.settings) else {
                         return Err(Step::Fail(e));
                     };
-                    tracing::debug!(url = %redact_url(&self.url), start, end, error = %e, "piece failed; retrying its missing bytes");
+                    tracing::debug!(url = %redact_url(&self.endpoint.url), start, end, error = %e, "piece failed; retrying its missing bytes");
                     let missing = self.target.missing_between(start, end);
                     if let Ok(mut queue) = plan.queue.lock() {
                         for range in missing.into_iter().rev() {
@@ -410,9 +409,11 @@ impl Job<'_> {
         }
         let validator = Validator::of(response.headers());
         let state = match (size, &validator) {
-            (Some(size), Some(v)) if size > 0 => {
-                Some(PartialState::new(redact_url(&self.url), size, v.clone()))
-            }
+            (Some(size), Some(v)) if size > 0 => Some(PartialState::new(
+                redact_url(&self.endpoint.url),
+                size,
+                v.clone(),
+            )),
             _ => None,
         };
         self.target.begin(state, size).await.map_err(local)?;
@@ -460,27 +461,24 @@ impl Job<'_> {
         range: Option<(u64, u64)>,
         validator: Option<&Validator>,
     ) -> Result<reqwest::Response, Step> {
-        let mut request = self.client.get(self.url.clone());
+        let mut headers = HeaderMap::new();
         if let Some((start, end)) = range {
             let spec = match end {
                 OPEN_END => format!("bytes={start}-"),
                 end => format!("bytes={start}-{}", end - 1),
             };
-            request = request.header(RANGE, spec);
+            headers.insert(RANGE, header_value(&spec)?);
             if let Some(v) = validator {
-                request = request.header(IF_RANGE, v.as_header());
+                headers.insert(IF_RANGE, header_value(v.as_header())?);
             }
         }
-        match tokio::time::timeout(self.settings.upstream_header_timeout, request.send()).await {
-            Err(_) => Err(transient(format!(
-                "no response headers within {:?}",
-                self.settings.upstream_header_timeout
-            ))
-            .into()),
-            Ok(Err(e)) => Err(transient(describe_error(&e)).into()),
-            Ok(Ok(response)) => Ok(response),
-        }
+        Ok(self.endpoint.get(self.settings, headers).await?)
     }
+}
+
+fn header_value(text: &str) -> Result<HeaderValue, Step> {
+    HeaderValue::from_str(text)
+        .map_err(|_| Step::Single(format!("cannot send {text:?} as a header")))
 }
 
 struct Plan<'v> {

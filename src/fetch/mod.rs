@@ -16,7 +16,7 @@ use crate::flight::{Flights, Role};
 use crate::progress::Progress;
 use crate::storage::{Object, Storage, StorageError};
 use crate::sumdb::client::{SumDb, SumDbError};
-use crate::upstream::{UpstreamError, Upstreams};
+use crate::upstream::{Route, UpstreamError, Upstreams};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -42,8 +42,12 @@ pub enum FetchError {
     },
     #[error("{name}: internal error: {reason}")]
     Internal { name: String, reason: String },
-    /// Matches GOPRIVATE: never sent to a public upstream.
-    #[error("{name}: private module (matches GOPRIVATE): configure a private upstream for it")]
+    /// Matches GOPRIVATE/GONOPROXY and no private upstream: never sent to a
+    /// public upstream.
+    #[error(
+        "{name}: private module: configure a private upstream for it (private_upstreams); \
+         it matches GOPRIVATE/GONOPROXY, so it is never sent to a public upstream"
+    )]
     Private { name: String },
     /// The checksum database could not vouch for the module.
     #[error("{name}: {source}")]
@@ -146,7 +150,9 @@ impl Fetcher {
     /// Produces something to serve for `key`: from cache when it may be used, from
     /// the upstreams otherwise.
     pub async fn resolve(self: &Arc<Self>, key: &ArtifactKey) -> Result<Resolved, FetchError> {
-        if self.settings.goprivate.matches(key.module.as_str()) {
+        // Refused before the cache is read: a module declared private after
+        // it was cached is not served from the cache either.
+        if matches!(self.upstreams.route(key.module.as_str()), Route::Refused) {
             return Err(FetchError::Private {
                 name: key.display_name(),
             });

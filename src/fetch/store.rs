@@ -67,13 +67,18 @@ impl Fetcher {
                 source: UpstreamError::Local(reason),
                 ..
             }) => Err(FetchError::Internal { name, reason }),
+            Err(FetchError::Upstream {
+                source: UpstreamError::Private { .. },
+                ..
+            }) => Err(FetchError::Private { name }),
             Err(e) => Err(e),
         }
     }
 
     /// The hashes the checksum database records for a `.mod` or `.zip`, or None
-    /// when it is not consulted (off, GONOSUMDB, GOPRIVATE: such names never
-    /// reach it).
+    /// when it is not consulted (off, GONOSUMDB, or a private module: GOPRIVATE,
+    /// GONOPROXY or a private upstream's; such names never reach it, as the go
+    /// command treats private modules as GONOSUMDB).
     async fn expected_hashes(
         &self,
         key: &ArtifactKey,
@@ -86,7 +91,7 @@ impl Fetcher {
             return Ok(None);
         };
         let module = key.module.as_str();
-        if self.settings.gonosumdb.matches(module) || self.settings.goprivate.matches(module) {
+        if self.settings.gonosumdb.matches(module) || self.settings.is_private(module) {
             return Ok(None);
         }
         sumdb
@@ -150,11 +155,15 @@ impl Fetcher {
         };
         let fetched: Fetched<Bytes> = self
             .upstreams
-            .fetch(&key.storage_key(), |response| async move {
-                let body = read_limited(response, limit).await?;
-                check(&body).map_err(BodyError::Invalid)?;
-                Ok(body)
-            })
+            .fetch(
+                key.module.as_str(),
+                &key.storage_key(),
+                |response| async move {
+                    let body = read_limited(response, limit).await?;
+                    check(&body).map_err(BodyError::Invalid)?;
+                    Ok(body)
+                },
+            )
             .await
             .map_err(|source| FetchError::Upstream {
                 name: name.clone(),
@@ -201,11 +210,10 @@ impl Fetcher {
         let (target_ref, transfer_ref) = (&target, &transfer);
         let fetched = self
             .upstreams
-            .fetch_with(&path, |client, url| {
+            .fetch_with(key.module.as_str(), &path, |endpoint| {
                 let target = target_ref;
                 let job = Job {
-                    client,
-                    url,
+                    endpoint,
                     target,
                     settings: &self.settings,
                     transfer: transfer_ref,

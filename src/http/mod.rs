@@ -1,10 +1,13 @@
-//! The HTTP edge: routing, the artifact handler, health probes and request logs.
-//! Handlers talk to the cache and the upstreams only through `fetch::Fetcher`.
+//! The HTTP edge: routing, the artifact handler, health probes, inbound
+//! authentication, TLS and request logs. Handlers talk to the cache and the
+//! upstreams only through `fetch::Fetcher`.
 
+pub mod auth;
 mod error;
 mod log;
 pub mod route;
 pub mod serve;
+pub mod tls;
 
 use std::sync::Arc;
 
@@ -37,8 +40,15 @@ pub struct AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .fallback(handle)
+    let mut router = Router::new().fallback(handle);
+    if let Some(authenticator) = auth::Authenticator::new(Arc::clone(&state.settings)) {
+        router = router.layer(axum::middleware::from_fn_with_state(
+            authenticator,
+            auth::require,
+        ));
+    }
+    // Outermost, so refused requests are logged too.
+    router
         .layer(axum::middleware::from_fn(log::log_request))
         .with_state(state)
 }

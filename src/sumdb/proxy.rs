@@ -153,7 +153,8 @@ impl SumDbProxy {
         };
         if self.private.iter().any(|p| p.matches(module.as_str())) {
             return Err(SumDbProxyError::Forbidden(format!(
-                "{module} is private here (GOPRIVATE/GONOSUMDB): it is never looked up in a public checksum database; \
+                "{module} is private here (GOPRIVATE/GONOSUMDB/GONOPROXY or a private upstream): \
+                 it is never looked up in a public checksum database; \
                  set GONOSUMDB or GOPRIVATE for it on the client too"
             )));
         }

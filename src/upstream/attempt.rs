@@ -5,9 +5,10 @@ use std::future::Future;
 use std::time::{Duration, SystemTime};
 
 use reqwest::StatusCode;
-use reqwest::header::{ETAG, RETRY_AFTER};
+use reqwest::header::{ETAG, LOCATION, RETRY_AFTER};
 use url::Url;
 
+use super::Credential;
 use crate::config::Settings;
 
 /// How reading a 200 response's body went wrong.
@@ -58,35 +59,56 @@ impl fmt::Display for AttemptError {
     }
 }
 
+/// One upstream URL to make requests to: the shared client, and the
+/// upstream's credential for every request.
+#[derive(Clone)]
+pub struct Endpoint {
+    pub client: reqwest::Client,
+    pub url: Url,
+    pub credential: Option<Credential>,
+}
+
+impl Endpoint {
+    /// A GET of the URL with `headers` (and the credential), within the header
+    /// timeout. A redirect that the client stopped at because it leaves a
+    /// credentialed upstream's origin is followed here, without the credential:
+    /// a header of our own would otherwise travel along to, say, the object
+    /// store that serves the upstream's zips.
+    pub async fn get(
+        &self,
+        settings: &Settings,
+        headers: reqwest::header::HeaderMap,
+    ) -> Result<reqwest::Response, AttemptError> {
+        let mut request = self.client.get(self.url.clone()).headers(headers.clone());
+        if let Some(credential) = &self.credential {
+            request = request.header(credential.name.clone(), credential.value.clone());
+        }
+        let response = send(settings, request).await?;
+        if response.status().is_redirection() && response.headers().contains_key(LOCATION) {
+            let next = redirect_target(&response)?;
+            tracing::debug!(
+                from = response.url().path(),
+                to_host = next.host_str().unwrap_or(""),
+                "following a redirect off a private upstream without its credentials"
+            );
+            return send(settings, self.client.get(next).headers(headers)).await;
+        }
+        Ok(response)
+    }
+}
+
 pub(super) async fn run<T, F, Fut>(
-    client: &reqwest::Client,
+    endpoint: &Endpoint,
     settings: &Settings,
-    url: &Url,
     consume: &F,
 ) -> Result<(T, Option<String>), AttemptError>
 where
     F: Fn(reqwest::Response) -> Fut,
     Fut: Future<Output = Result<T, BodyError>>,
 {
-    let send = client.get(url.clone()).send();
-    let response = match tokio::time::timeout(settings.upstream_header_timeout, send).await {
-        Err(_) => {
-            return Err(AttemptError::Transient {
-                reason: format!(
-                    "no response headers within {:?}",
-                    settings.upstream_header_timeout
-                ),
-                retry_after: None,
-            });
-        }
-        Ok(Err(e)) => {
-            return Err(AttemptError::Transient {
-                reason: describe_reqwest_error(&e),
-                retry_after: None,
-            });
-        }
-        Ok(Ok(r)) => r,
-    };
+    let response = endpoint
+        .get(settings, reqwest::header::HeaderMap::new())
+        .await?;
     if response.status() != StatusCode::OK {
         return Err(classify_status(&response));
     }
@@ -119,6 +141,47 @@ pub fn classify_status(response: &reqwest::Response) -> AttemptError {
         },
         s => AttemptError::Fatal(format!("unexpected status {s}")),
     }
+}
+
+/// Sends one request, waiting at most `upstream_header_timeout` for the headers.
+async fn send(
+    settings: &Settings,
+    request: reqwest::RequestBuilder,
+) -> Result<reqwest::Response, AttemptError> {
+    match tokio::time::timeout(settings.upstream_header_timeout, request.send()).await {
+        Err(_) => Err(AttemptError::Transient {
+            reason: format!(
+                "no response headers within {:?}",
+                settings.upstream_header_timeout
+            ),
+            retry_after: None,
+        }),
+        Ok(Err(e)) => Err(AttemptError::Transient {
+            reason: describe_reqwest_error(&e),
+            retry_after: None,
+        }),
+        Ok(Ok(response)) => Ok(response),
+    }
+}
+
+/// Where a redirect points, refusing a step down from https to http as the
+/// client does for the redirects it follows itself.
+fn redirect_target(response: &reqwest::Response) -> Result<Url, AttemptError> {
+    let location = response
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| AttemptError::Fatal("redirect with an unreadable Location".to_owned()))?;
+    let next = response
+        .url()
+        .join(location)
+        .map_err(|e| AttemptError::Fatal(format!("redirect to an invalid location: {e}")))?;
+    if response.url().scheme() == "https" && next.scheme() != "https" {
+        return Err(AttemptError::Fatal(
+            "refusing redirect from https to http".to_owned(),
+        ));
+    }
+    Ok(next)
 }
 
 /// reqwest's Display includes the URL, which may carry credentials; describe the

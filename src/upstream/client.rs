@@ -3,11 +3,16 @@
 use crate::config::Settings;
 
 use super::UpstreamError;
+use super::private::RedirectGuard;
 
 pub fn build_client(settings: &Settings) -> Result<reqwest::Client, UpstreamError> {
+    let guard = RedirectGuard::new(settings);
     // Like the go command, refuse to follow a redirect from https to http: it would
     // silently drop transport security for module content.
-    let redirect = reqwest::redirect::Policy::custom(|attempt| {
+    let redirect = reqwest::redirect::Policy::custom(move |attempt| {
+        if guard.stops(attempt.previous(), attempt.url()) {
+            return attempt.stop();
+        }
         let downgrade = attempt.url().scheme() == "http"
             && attempt
                 .previous()

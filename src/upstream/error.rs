@@ -23,6 +23,9 @@ pub enum UpstreamError {
     /// A local failure while taking in a response (e.g. the disk is full).
     #[error("{0}")]
     Local(String),
+    /// GONOPROXY (or GOPRIVATE) without a private upstream: asked of no one.
+    #[error("{module} is private (GOPRIVATE/GONOPROXY) and has no private upstream")]
+    Private { module: String },
 }
 
 impl UpstreamError {

@@ -1,18 +1,21 @@
 //! Talking to upstream GOPROXY servers: one pooled HTTP client, an ordered list of
-//! upstreams, retries with backoff for transient failures, and a deliberate final
-//! answer (404 if any upstream said "not found", otherwise 502).
+//! upstreams (or a private module's own upstream), retries with backoff for
+//! transient failures, and a deliberate final answer (404 if any upstream said
+//! "not found", otherwise 502).
 
 mod attempt;
 mod body;
 mod client;
 mod error;
+mod private;
 
 pub use attempt::{
-    AttemptError, BodyError, classify_status, describe_reqwest_error as describe_error,
+    AttemptError, BodyError, Endpoint, classify_status, describe_reqwest_error as describe_error,
 };
 pub use body::read_limited;
 pub use client::build_client;
 pub use error::{UpstreamError, UpstreamFailure, UrlError};
+pub use private::{Credential, Route};
 
 use std::future::Future;
 use std::sync::Arc;
@@ -33,12 +36,18 @@ pub struct UpstreamBase {
     pub url: Url,
     /// The URL with any password removed: the only form that reaches logs and clients.
     pub display: String,
+    /// Sent with every request to this upstream (private upstreams only).
+    pub credential: Option<Credential>,
 }
 
 impl UpstreamBase {
     pub fn new(url: Url) -> Self {
         let display = redact_url(&url);
-        UpstreamBase { url, display }
+        UpstreamBase {
+            url,
+            display,
+            credential: None,
+        }
     }
 
     /// `base` + `/` + the escaped request path, each segment percent-encoded as needed.
@@ -65,6 +74,7 @@ pub struct Fetched<T> {
 pub struct Upstreams {
     client: reqwest::Client,
     bases: Vec<UpstreamBase>,
+    private: private::PrivateBases,
     settings: Arc<Settings>,
 }
 
@@ -77,20 +87,29 @@ impl Upstreams {
             .cloned()
             .map(UpstreamBase::new)
             .collect();
+        let private = private::PrivateBases::new(&settings)?;
         Ok(Upstreams {
             client,
             bases,
+            private,
             settings,
         })
     }
 
+    /// The public upstreams.
     pub fn bases(&self) -> &[UpstreamBase] {
         &self.bases
     }
 
-    /// Fetches `path` (an escaped GOPROXY path such as `rsc.io/quote/@v/list`) from the
-    /// upstreams in order. `consume` reads and validates a 200 response's body; it
-    /// is called again for every retry, so it must start from scratch each time.
+    /// Where `module`'s artifacts are fetched from.
+    pub fn route(&self, module: &str) -> Route<'_> {
+        self.private.route(module, &self.bases)
+    }
+
+    /// Fetches `path` (an escaped GOPROXY path such as `rsc.io/quote/@v/list`) of
+    /// `module` from its route's upstreams in order. `consume` reads and validates a
+    /// 200 response's body; it is called again for every retry, so it must start
+    /// from scratch each time.
     ///
     /// Per upstream: 404/410 moves on at once; network errors, 5xx and 429 are retried
     /// with exponential backoff and jitter (honouring Retry-After), then the next
@@ -99,6 +118,7 @@ impl Upstreams {
     /// `Unavailable` otherwise.
     pub async fn fetch<T, F, Fut>(
         &self,
+        module: &str,
         path: &str,
         consume: F,
     ) -> Result<Fetched<T>, UpstreamError>
@@ -108,33 +128,46 @@ impl Upstreams {
     {
         let settings = &self.settings;
         let consume = &consume;
-        self.fetch_with(path, |client, url| async move {
-            attempt::run(&client, settings, &url, consume).await
+        self.fetch_with(module, path, |endpoint| async move {
+            attempt::run(&endpoint, settings, consume).await
         })
         .await
     }
 
     /// Like [`fetch`](Self::fetch), but each attempt is the caller's own
-    /// request sequence (e.g. ranged requests over several connections), given
-    /// (a handle to) the shared client and the full URL on one upstream. The retry policy,
-    /// the fallback order and the final answer are the same.
+    /// request sequence (e.g. ranged requests over several connections) to the
+    /// given endpoint of one upstream. The routing, the retry policy, the
+    /// fallback order and the final answer are the same.
     pub async fn fetch_with<T, F, Fut>(
         &self,
+        module: &str,
         path: &str,
         attempt: F,
     ) -> Result<Fetched<T>, UpstreamError>
     where
-        F: Fn(reqwest::Client, Url) -> Fut,
+        F: Fn(Endpoint) -> Fut,
         Fut: Future<Output = Result<(T, Option<String>), AttemptError>>,
     {
+        let bases = match self.route(module) {
+            Route::Private(base) => std::slice::from_ref(base),
+            Route::Public(bases) => bases,
+            Route::Refused => {
+                return Err(UpstreamError::Private {
+                    module: module.to_owned(),
+                });
+            }
+        };
         let mut failures = Vec::new();
         let mut not_found = false;
-        for base in &self.bases {
+        for base in bases {
             let url = base.join(path);
+            let endpoint = Endpoint {
+                client: self.client.clone(),
+                url: url.clone(),
+                credential: base.credential.clone(),
+            };
             let result = self
-                .retrying(&url, &base.display, || {
-                    attempt(self.client.clone(), url.clone())
-                })
+                .retrying(&url, &base.display, || attempt(endpoint.clone()))
                 .await;
             match result {
                 Ok((value, etag)) => {
@@ -186,10 +219,16 @@ impl Upstreams {
         F: Fn(reqwest::Response) -> Fut,
         Fut: Future<Output = Result<T, BodyError>>,
     {
-        let attempt = || async { attempt::run(&self.client, &self.settings, url, consume).await };
+        let endpoint = Endpoint {
+            client: self.client.clone(),
+            url: url.clone(),
+            credential: None,
+        };
+        let attempt = || attempt::run(&endpoint, &self.settings, consume);
         self.retrying(url, label, attempt).await
     }
 
+    /// Runs `attempt` with the retry policy.
     async fn retrying<T, A, Fut>(&self, url: &Url, label: &str, attempt: A) -> Result<T, UrlError>
     where
         A: FnMut() -> Fut,

@@ -73,6 +73,12 @@ struct Inner {
     changed: HashMap<String, ranged::Body>,
     /// Each module's zip, shared by every response.
     zips: HashMap<(String, String), ranged::Body>,
+    /// A header every request must carry (name, value), or get 401.
+    required: Option<(String, String)>,
+    /// Each request's path and headers, in arrival order.
+    seen: Vec<(String, HeaderMap)>,
+    /// Zips are answered with a redirect to this base URL + the path.
+    redirect_zips: Option<String>,
 }
 
 #[derive(Clone)]
@@ -178,6 +184,25 @@ async fn serve(State(inner): State<Arc<Mutex<Inner>>>, uri: Uri, headers: Header
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         st.range_log.entry(path.clone()).or_default().push(range);
+        st.seen.push((path.clone(), headers.clone()));
+        if let Some((name, value)) = &st.required
+            && headers.get(name.as_str()).and_then(|v| v.to_str().ok()) != Some(value.as_str())
+        {
+            let mut r = text(401, "credentials required\n".to_owned());
+            r.headers_mut().insert(
+                "www-authenticate",
+                "Basic realm=\"fake\"".parse().expect("header"),
+            );
+            return r;
+        }
+        if let Some(base) = &st.redirect_zips
+            && path.ends_with(".zip")
+        {
+            let mut r = text(302, "moved\n".to_owned());
+            r.headers_mut()
+                .insert("location", format!("{base}{path}").parse().expect("header"));
+            return r;
+        }
         st.active += 1;
         st.max_active = st.max_active.max(st.active);
         let fault = match st.faults.get_mut(&path).and_then(VecDeque::pop_front) {
@@ -478,6 +503,27 @@ impl FakeUpstream {
     /// Serves `db` under `/sumdb/<name>/...`, with `supported` answering 200.
     pub fn serve_sumdb(&self, db: &FakeSumDb) -> &Self {
         self.lock().sumdbs.push(db.clone());
+        self
+    }
+
+    /// Answers 401 to every request without `name: value`.
+    pub fn require_header(&self, name: &str, value: &str) -> &Self {
+        self.lock().required = Some((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// The value of header `name` in each request so far (None where absent).
+    pub fn header_values(&self, name: &str) -> Vec<Option<String>> {
+        self.lock()
+            .seen
+            .iter()
+            .map(|(_, h)| h.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned))
+            .collect()
+    }
+
+    /// Answers zip requests with a 302 to `base` + the request path.
+    pub fn redirect_zips_to(&self, base: &str) -> &Self {
+        self.lock().redirect_zips = Some(base.to_owned());
         self
     }
 

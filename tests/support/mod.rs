@@ -12,6 +12,7 @@ pub mod module;
 pub mod process;
 pub mod ranged;
 pub mod sumdb;
+pub mod tls;
 pub mod tmux;
 
 use std::net::SocketAddr;
