@@ -14,6 +14,12 @@ if ! command -v go >/dev/null 2>&1; then
 fi
 go version
 
+# The outbound proxy tests run a real HTTP proxy with basic auth.
+if ! command -v tinyproxy >/dev/null 2>&1 && [ ! -x /usr/bin/tinyproxy ]; then
+  echo "tinyproxy not found: installing Debian's tinyproxy for the proxy tests" >&2
+  apt-get update -qq && apt-get install -y -qq tinyproxy >/dev/null
+fi
+
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --lib --bins --tests --locked

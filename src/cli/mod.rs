@@ -107,12 +107,18 @@ async fn run(settings: Arc<Settings>) -> anyhow::Result<()> {
     let server = crate::server::start(Arc::clone(&settings)).await?;
     let addr = server.local_addr();
     let upstreams: Vec<String> = settings.upstreams.iter().map(config::redact_url).collect();
+    let dns = settings
+        .dns
+        .as_ref()
+        .map_or_else(|| "system".to_owned(), ToString::to_string);
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         listen = %addr,
         cache_dir = %settings.cache_dir.display(),
         upstreams = %upstreams.join(","),
         gosumdb = %settings.gosumdb,
+        proxy = %settings.proxy,
+        dns = %dns,
         "goproxy started"
     );
     let host = if addr.ip().is_unspecified() {

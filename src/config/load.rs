@@ -11,6 +11,7 @@ use std::path::PathBuf;
 
 use super::value::{self, Invalid, ListenAddr};
 use super::{CliArgs, DEFAULT_PORT, Key, Settings, file};
+use crate::net::proxy::{EnvProxies, ProxySetting};
 
 /// Names the config file when `--config` is not given.
 pub const CONFIG_ENV: &str = "GOPROXY_CONFIG";
@@ -161,8 +162,12 @@ pub fn load(args: &CliArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Load
         }
     }
     for key in Key::ALL {
-        if let Some(text) = env(key.env_var()) {
-            builder.apply(key, Raw::Text(text), Source::Env(key.env_var()))?;
+        let set = key
+            .env_vars()
+            .into_iter()
+            .find_map(|var| env(var).map(|text| (var, text)));
+        if let Some((var, text)) = set {
+            builder.apply(key, Raw::Text(text), Source::Env(var))?;
         }
     }
     for key in Key::ALL {
@@ -170,6 +175,7 @@ pub fn load(args: &CliArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Load
             builder.apply(key, Raw::Text(text), Source::Flag(key.flag()))?;
         }
     }
+    builder.proxy_from_env(&env)?;
     Ok(builder.finish(config_file))
 }
 
@@ -215,6 +221,15 @@ impl Builder {
                 self.set_patterns(key, patterns);
                 return Ok(());
             }
+            Raw::List(items) if key == Key::NoProxy => {
+                self.settings.no_proxy = value::no_proxy(items.iter().map(String::as_str))?;
+                return Ok(());
+            }
+            Raw::List(items) if key == Key::DnsBootstrap => {
+                self.settings.dns_bootstrap =
+                    value::dns_bootstrap(items.iter().map(String::as_str))?;
+                return Ok(());
+            }
             Raw::List(items) if key == Key::ProxiedSumdbs => {
                 self.settings.proxied_sumdbs =
                     value::proxied_sumdbs(items.iter().map(String::as_str))?;
@@ -242,6 +257,13 @@ impl Builder {
             Key::UpstreamHeaderTimeout => s.upstream_header_timeout = value::timeout(&text)?,
             Key::UpstreamIdleTimeout => s.upstream_idle_timeout = value::timeout(&text)?,
             Key::UpstreamTimeout => s.upstream_timeout = value::timeout(&text)?,
+            Key::Proxy => s.proxy = value::proxy(&text)?,
+            Key::NoProxy => s.no_proxy = value::no_proxy(text.split(','))?,
+            Key::Dns => s.dns = value::dns(&text)?,
+            Key::DnsBootstrap => s.dns_bootstrap = value::dns_bootstrap(text.split(','))?,
+            Key::DnsCaFile => s.dns_ca_file = Some(value::ca_file(key, &text)?),
+            Key::DnsTimeout => s.dns_timeout = value::timeout(&text)?,
+            Key::UpstreamCaFile => s.upstream_ca_file = Some(value::ca_file(key, &text)?),
             Key::Gosumdb => s.gosumdb = value::gosumdb(&text)?,
             Key::Gonosumdb | Key::Goprivate => {
                 let patterns = value::patterns(key, text.split(','))?;
@@ -252,6 +274,25 @@ impl Builder {
             Key::MaxCacheSize => s.max_cache_size = value::size(&text)?,
             Key::CleanupInterval => s.cleanup_interval = value::timeout(&text)?,
         }
+        Ok(())
+    }
+
+    /// The environment's proxy variables apply only when neither the config
+    /// file nor a flag set `proxy`; they are not even parsed otherwise, so
+    /// `--proxy off` gets past a variable meant for another tool.
+    fn proxy_from_env(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if self.sources.contains_key(&Key::Proxy) {
+            return Ok(());
+        }
+        let found = EnvProxies::read(env).map_err(|(var, message)| ConfigError::InvalidValue {
+            at: Source::Env(var),
+            key: Key::Proxy,
+            message,
+        })?;
+        if let Some(first) = found.vars().first() {
+            self.sources.insert(Key::Proxy, Source::Env(first));
+        }
+        self.settings.proxy = ProxySetting::Environment(Box::new(found));
         Ok(())
     }
 
@@ -341,9 +382,17 @@ pub(super) mod tests {
         }
     }
 
+    /// A PEM file holding one self-signed CA certificate.
+    pub(in crate::config) fn ca_file(dir: &Path, name: &str) -> String {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        write(dir, name, &params.self_signed(&key).unwrap().pem())
+    }
+
     /// One valid value per key and layer, all different from the default.
-    fn samples(key: Key) -> [&'static str; 3] {
-        match key {
+    fn samples(key: Key, dir: &Path) -> [String; 3] {
+        let texts = match key {
             Key::Port => ["1001", "1002", "1003"],
             Key::Listen => ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"],
             Key::CacheDir => ["/file", "/env", "/flag"],
@@ -363,15 +412,32 @@ pub(super) mod tests {
             Key::Gonosumdb | Key::Goprivate => ["file.example", "env.example/x", "*.flag.example"],
             Key::ProxiedSumdbs => ["file.example", "env.example", "flag.example"],
             Key::MaxCacheSize => ["1GiB", "2GiB", "3GiB"],
+            Key::Proxy => [
+                "http://file.example:3128",
+                "unused: the environment ranks below the file",
+                "socks5h://flag.example:1080",
+            ],
+            Key::NoProxy => ["file.example", "env.example", "flag.example"],
+            Key::Dns => [
+                "udp://127.0.0.1:1",
+                "tls://dns.env.example:853",
+                "https://flag.example/dns-query",
+            ],
+            Key::DnsBootstrap => ["127.0.0.1", "10.0.0.2", "::1"],
+            Key::DnsCaFile | Key::UpstreamCaFile => {
+                return ["file", "env", "flag"]
+                    .map(|layer| ca_file(dir, &format!("{}-{layer}.pem", key.name())));
+            }
             _ => ["1s", "2s", "3s"],
-        }
+        };
+        texts.map(str::to_owned)
     }
 
     #[test]
     fn each_layer_overrides_the_one_below_for_every_key() {
         let dir = tempfile::tempdir().unwrap();
         for key in Key::ALL {
-            let [in_file, in_env, in_flag] = samples(key);
+            let [in_file, in_env, in_flag] = samples(key, dir.path());
             let file = write(
                 dir.path(),
                 "c.json",
@@ -379,7 +445,12 @@ pub(super) mod tests {
             );
             let config = ["--config", file.as_str()];
             let flag = format!("--{}={in_flag}", key.flag());
-            let env = [(key.env_var(), in_env)];
+            let env: Vec<(&str, &str)> = key
+                .env_vars()
+                .into_iter()
+                .take(1)
+                .map(|var| (var, in_env.as_str()))
+                .collect();
 
             let loaded = load_with(&flags(&config), &[]).unwrap();
             assert_eq!(
@@ -387,15 +458,17 @@ pub(super) mod tests {
                 &Source::File(file.clone().into()),
                 "{key:?}"
             );
-            assert!(crate::config::render(&loaded).contains(in_file), "{key:?}");
+            assert!(crate::config::render(&loaded).contains(&in_file), "{key:?}");
 
-            let loaded = load_with(&flags(&config), &env).unwrap();
-            assert_eq!(loaded.source(key), &Source::Env(key.env_var()), "{key:?}");
+            if let Some((var, _)) = env.first() {
+                let loaded = load_with(&flags(&config), &env).unwrap();
+                assert_eq!(loaded.source(key), &Source::Env(var), "{key:?}");
+            }
 
             let loaded =
                 load_with(&flags(&[&config[..], &[flag.as_str()]].concat()), &env).unwrap();
             assert_eq!(loaded.source(key), &Source::Flag(key.flag()), "{key:?}");
-            assert!(crate::config::render(&loaded).contains(in_flag), "{key:?}");
+            assert!(crate::config::render(&loaded).contains(&in_flag), "{key:?}");
         }
     }
 
@@ -561,7 +634,7 @@ pub(super) mod tests {
             (
                 "goproxy.yaml",
                 "upstream: https://x.example\n",
-                r#": unknown key "upstream" (expected one of: port, listen, cache_dir, upstreams, retry_attempts, retry_backoff, list_ttl, negative_ttl, log_format, log_level, shutdown_timeout, upstream_connect_timeout, upstream_header_timeout, upstream_idle_timeout, upstream_timeout, gosumdb, gonosumdb, goprivate, proxied_sumdbs, max_cache_age, max_cache_size, cleanup_interval)"#,
+                r#": unknown key "upstream" (expected one of: port, listen, cache_dir, upstreams, retry_attempts, retry_backoff, list_ttl, negative_ttl, log_format, log_level, shutdown_timeout, upstream_connect_timeout, upstream_header_timeout, upstream_idle_timeout, upstream_timeout, proxy, no_proxy, dns, dns_bootstrap, dns_ca_file, dns_timeout, upstream_ca_file, gosumdb, gonosumdb, goprivate, proxied_sumdbs, max_cache_age, max_cache_size, cleanup_interval)"#,
             ),
             (
                 "x.json",
