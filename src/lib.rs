@@ -13,6 +13,7 @@ pub mod fetch;
 pub mod flight;
 pub mod gomod;
 pub mod http;
+pub mod net;
 pub mod progress;
 pub mod server;
 pub mod storage;

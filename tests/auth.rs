@@ -18,7 +18,7 @@ use reqwest::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use support::cli::{expect_failure, path_str, runtime, tempdir, write};
 use support::go::{GoEnv, expect_success};
 use support::process::{ProxyProcess, command};
-use support::tls::TestCa;
+use support::server_tls::TestCa;
 use support::{FakeUpstream, Module, TestProxy, client};
 
 const TOKEN: &str = "tok-0123456789abcdef";

@@ -139,6 +139,10 @@ async fn run(settings: Arc<Settings>, progress: Output) -> anyhow::Result<()> {
     } else {
         "http"
     };
+    let dns = settings
+        .dns
+        .as_ref()
+        .map_or_else(|| "system".to_owned(), ToString::to_string);
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         listen = %addr,
@@ -149,6 +153,8 @@ async fn run(settings: Arc<Settings>, progress: Output) -> anyhow::Result<()> {
         progress = %progress,
         auth = %auth,
         tls = settings.tls_cert.is_some(),
+        proxy = %settings.proxy,
+        dns = %dns,
         "goproxy started"
     );
     let host = if addr.ip().is_unspecified() {

@@ -103,6 +103,45 @@ pub struct CliArgs {
     #[arg(long, value_name = "DURATION")]
     pub upstream_timeout: Option<String>,
 
+    /// Outbound proxy for all traffic: http://, https://, socks5:// (names
+    /// resolved here) or socks5h:// (names resolved by the proxy), with
+    /// optional user:password@; "off" ignores the proxy environment variables.
+    /// [default: HTTPS_PROXY, HTTP_PROXY, SOCKS5_PROXY from the environment]
+    #[arg(long, value_name = "URL")]
+    pub proxy: Option<String>,
+
+    /// Hosts reached without the proxy: comma-separated names (with their
+    /// subdomains), IP addresses or CIDR ranges, or * for all. [env: NO_PROXY]
+    #[arg(long, value_name = "HOSTS")]
+    pub no_proxy: Option<String>,
+
+    /// DNS server for every outbound connection: an IP address, udp://,
+    /// tcp://, tls://, quic:// host[:port], or an https:// DoH URL (#json for
+    /// the JSON API). [env: DNS_SERVER] [default: system]
+    #[arg(long, value_name = "SERVER")]
+    pub dns: Option<String>,
+
+    /// IP addresses of the --dns server when it is given by name,
+    /// comma-separated (otherwise the system resolver finds them).
+    /// [env: DNS_BOOTSTRAP]
+    #[arg(long, value_name = "IPS")]
+    pub dns_bootstrap: Option<String>,
+
+    /// PEM file of extra CA certificates trusted for DNS servers (DoT, DoH,
+    /// DoQ). [env: DNS_CA_FILE]
+    #[arg(long, value_name = "FILE")]
+    pub dns_ca_file: Option<String>,
+
+    /// Deadline for one lookup through --dns. [env: DNS_TIMEOUT] [default: 5s]
+    #[arg(long, value_name = "DURATION")]
+    pub dns_timeout: Option<String>,
+
+    /// PEM file of extra CA certificates trusted for every outbound TLS
+    /// connection: upstreams, checksum databases, HTTPS proxies and DNS
+    /// servers. [env: UPSTREAM_CA_FILE]
+    #[arg(long, value_name = "FILE")]
+    pub upstream_ca_file: Option<String>,
+
     /// Checksum database to verify modules against: off, sum.golang.org, or a
     /// verifier key <name>+<hash>+<key>, optionally followed by its URL.
     /// [env: GOSUMDB] [default: sum.golang.org]
@@ -216,6 +255,13 @@ impl CliArgs {
             Key::UpstreamHeaderTimeout => &self.upstream_header_timeout,
             Key::UpstreamIdleTimeout => &self.upstream_idle_timeout,
             Key::UpstreamTimeout => &self.upstream_timeout,
+            Key::Proxy => &self.proxy,
+            Key::NoProxy => &self.no_proxy,
+            Key::Dns => &self.dns,
+            Key::DnsBootstrap => &self.dns_bootstrap,
+            Key::DnsCaFile => &self.dns_ca_file,
+            Key::DnsTimeout => &self.dns_timeout,
+            Key::UpstreamCaFile => &self.upstream_ca_file,
             Key::Gosumdb => &self.gosumdb,
             Key::Gonosumdb => &self.gonosumdb,
             Key::Goprivate => &self.goprivate,
@@ -331,6 +377,11 @@ mod tests {
             normalize(&["-retry-attempts=5", "-log-format", "json", "-help"]),
             ["--retry-attempts=5", "--log-format", "json", "--help"]
         );
+        // The old project's -proxy and -dns.
+        assert_eq!(
+            normalize(&["-proxy", "socks5h://p:1080", "-dns=tls://dns.google"]),
+            ["--proxy", "socks5h://p:1080", "--dns=tls://dns.google"]
+        );
     }
 
     #[test]
@@ -342,7 +393,7 @@ mod tests {
             &["goproxy", "--cache", "-cache"],
             // one-letter and unknown flags, negative numbers
             &[
-                "goproxy", "-h", "-V", "-x", "-proxy", "http://p", "-1", "-10", "-",
+                "goproxy", "-h", "-V", "-x", "-socks", "http://p", "-1", "-10", "-",
             ],
             // after `--`
             &["goproxy", "--", "-port", "1"],

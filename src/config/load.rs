@@ -13,6 +13,7 @@ use super::netrc::Netrc;
 use super::private::{self, CredentialSource};
 use super::value::{self, Invalid, ListenAddr};
 use super::{CliArgs, DEFAULT_PORT, Key, Settings, auth, file};
+use crate::net::proxy::{EnvProxies, ProxySetting};
 
 /// Names the config file when `--config` is not given.
 pub const CONFIG_ENV: &str = "GOPROXY_CONFIG";
@@ -175,8 +176,12 @@ pub fn load(args: &CliArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Load
         }
     }
     for key in Key::ALL {
-        if let Some(text) = env(key.env_var()) {
-            builder.apply(key, Raw::Text(text), Source::Env(key.env_var()))?;
+        let set = key
+            .env_vars()
+            .into_iter()
+            .find_map(|var| env(var).map(|text| (var, text)));
+        if let Some((var, text)) = set {
+            builder.apply(key, Raw::Text(text), Source::Env(var))?;
         }
     }
     for key in Key::ALL {
@@ -184,6 +189,7 @@ pub fn load(args: &CliArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Load
             builder.apply(key, Raw::Text(text), Source::Flag(key.flag()))?;
         }
     }
+    builder.proxy_from_env(&env)?;
     builder.finish(config_file)
 }
 
@@ -269,6 +275,15 @@ impl<'e> Builder<'e> {
                 self.set_patterns(key, patterns);
                 return Ok(());
             }
+            Raw::List(items) if key == Key::NoProxy => {
+                self.settings.no_proxy = value::no_proxy(items.iter().map(String::as_str))?;
+                return Ok(());
+            }
+            Raw::List(items) if key == Key::DnsBootstrap => {
+                self.settings.dns_bootstrap =
+                    value::dns_bootstrap(items.iter().map(String::as_str))?;
+                return Ok(());
+            }
             Raw::List(items) if key == Key::ProxiedSumdbs => {
                 self.settings.proxied_sumdbs =
                     value::proxied_sumdbs(items.iter().map(String::as_str))?;
@@ -297,6 +312,13 @@ impl<'e> Builder<'e> {
             Key::UpstreamHeaderTimeout => s.upstream_header_timeout = value::timeout(&text)?,
             Key::UpstreamIdleTimeout => s.upstream_idle_timeout = value::timeout(&text)?,
             Key::UpstreamTimeout => s.upstream_timeout = value::timeout(&text)?,
+            Key::Proxy => s.proxy = value::proxy(&text)?,
+            Key::NoProxy => s.no_proxy = value::no_proxy(text.split(','))?,
+            Key::Dns => s.dns = value::dns(&text)?,
+            Key::DnsBootstrap => s.dns_bootstrap = value::dns_bootstrap(text.split(','))?,
+            Key::DnsCaFile => s.dns_ca_file = Some(value::ca_file(key, &text)?),
+            Key::DnsTimeout => s.dns_timeout = value::timeout(&text)?,
+            Key::UpstreamCaFile => s.upstream_ca_file = Some(value::ca_file(key, &text)?),
             Key::Gosumdb => s.gosumdb = value::gosumdb(&text)?,
             Key::Gonosumdb | Key::Goprivate | Key::Gonoproxy => {
                 let patterns = value::patterns(key, text.split(','))?;
@@ -321,6 +343,25 @@ impl<'e> Builder<'e> {
             Key::TlsCert => s.tls_cert = Some(value::file(key, &text)?),
             Key::TlsKey => s.tls_key = Some(value::file(key, &text)?),
         }
+        Ok(())
+    }
+
+    /// The environment's proxy variables apply only when neither the config
+    /// file nor a flag set `proxy`; they are not even parsed otherwise, so
+    /// `--proxy off` gets past a variable meant for another tool.
+    fn proxy_from_env(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if self.sources.contains_key(&Key::Proxy) {
+            return Ok(());
+        }
+        let found = EnvProxies::read(env).map_err(|(var, message)| ConfigError::InvalidValue {
+            at: Source::Env(var),
+            key: Key::Proxy,
+            message,
+        })?;
+        if let Some(first) = found.vars().first() {
+            self.sources.insert(Key::Proxy, Source::Env(first));
+        }
+        self.settings.proxy = ProxySetting::Environment(Box::new(found));
         Ok(())
     }
 
@@ -441,9 +482,17 @@ pub(super) mod tests {
         }
     }
 
+    /// A PEM file holding one self-signed CA certificate.
+    pub(in crate::config) fn ca_file(dir: &Path, name: &str) -> String {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        write(dir, name, &params.self_signed(&key).unwrap().pem())
+    }
+
     /// One valid value per key and layer, all different from the default.
-    fn samples(key: Key) -> [&'static str; 3] {
-        match key {
+    fn samples(key: Key, dir: &Path) -> [String; 3] {
+        let texts = match key {
             Key::Port => ["1001", "1002", "1003"],
             Key::Listen => ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"],
             Key::CacheDir => ["/file", "/env", "/flag"],
@@ -481,8 +530,25 @@ pub(super) mod tests {
             Key::MaxCacheSize => ["1GiB", "2GiB", "3GiB"],
             Key::DownloadConnections | Key::MaxConcurrentDownloads => ["7", "8", "9"],
             Key::DownloadParallelThreshold => ["1MiB", "2MiB", "3MiB"],
+            Key::Proxy => [
+                "http://file.example:3128",
+                "unused: the environment ranks below the file",
+                "socks5h://flag.example:1080",
+            ],
+            Key::NoProxy => ["file.example", "env.example", "flag.example"],
+            Key::Dns => [
+                "udp://127.0.0.1:1",
+                "tls://dns.env.example:853",
+                "https://flag.example/dns-query",
+            ],
+            Key::DnsBootstrap => ["127.0.0.1", "10.0.0.2", "::1"],
+            Key::DnsCaFile | Key::UpstreamCaFile => {
+                return ["file", "env", "flag"]
+                    .map(|layer| ca_file(dir, &format!("{}-{layer}.pem", key.name())));
+            }
             _ => ["1s", "2s", "3s"],
-        }
+        };
+        texts.map(str::to_owned)
     }
 
     const USER_SAMPLES: [&str; 3] = [
@@ -503,7 +569,7 @@ pub(super) mod tests {
     fn each_layer_overrides_the_one_below_for_every_key() {
         let dir = tempfile::tempdir().unwrap();
         for key in Key::ALL {
-            let [in_file, in_env, in_flag] = samples(key);
+            let [in_file, in_env, in_flag] = samples(key, dir.path());
             let file = write(
                 dir.path(),
                 "c.json",
@@ -511,7 +577,12 @@ pub(super) mod tests {
             );
             let config = ["--config", file.as_str()];
             let flag = format!("--{}={in_flag}", key.flag());
-            let env = [(key.env_var(), in_env)];
+            let env: Vec<(&str, &str)> = key
+                .env_vars()
+                .into_iter()
+                .take(1)
+                .map(|var| (var, in_env.as_str()))
+                .collect();
 
             let loaded = load_with(&flags(&config), &[]).unwrap();
             assert_eq!(
@@ -520,16 +591,18 @@ pub(super) mod tests {
                 "{key:?}"
             );
             let shown = crate::config::render(&loaded);
-            assert!(shown.contains(shown_as(key, in_file)), "{key:?}: {shown}");
+            assert!(shown.contains(shown_as(key, &in_file)), "{key:?}: {shown}");
 
-            let loaded = load_with(&flags(&config), &env).unwrap();
-            assert_eq!(loaded.source(key), &Source::Env(key.env_var()), "{key:?}");
+            if let Some((var, _)) = env.first() {
+                let loaded = load_with(&flags(&config), &env).unwrap();
+                assert_eq!(loaded.source(key), &Source::Env(var), "{key:?}");
+            }
 
             let loaded =
                 load_with(&flags(&[&config[..], &[flag.as_str()]].concat()), &env).unwrap();
             assert_eq!(loaded.source(key), &Source::Flag(key.flag()), "{key:?}");
             let shown = crate::config::render(&loaded);
-            assert!(shown.contains(shown_as(key, in_flag)), "{key:?}: {shown}");
+            assert!(shown.contains(shown_as(key, &in_flag)), "{key:?}: {shown}");
         }
     }
 

@@ -11,6 +11,9 @@ mod show;
 mod value;
 
 pub use auth::{AuthRequire, TokenHash, UserHash};
+#[cfg(test)]
+mod net_tests;
+
 pub use cli::{CliArgs, normalize_go_style_args};
 pub use load::{CONFIG_ENV, ConfigError, ConfigFile, Loaded, Source, load};
 pub use private::{PrivateUpstream, Secret, UpstreamAuth};
@@ -22,6 +25,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::gomod::pattern::PrefixPatterns;
+use crate::net::ca::CaFile;
+use crate::net::dns::DnsServer;
+use crate::net::proxy::{NoProxy, ProxySetting};
 use crate::sumdb::config::{DEFAULT_GOSUMDB, GoSumDb, ProxiedSumDb};
 
 /// The default upstream: the public Go module proxy, as the `go` command uses it.
@@ -98,6 +104,13 @@ pub enum Key {
     UpstreamHeaderTimeout,
     UpstreamIdleTimeout,
     UpstreamTimeout,
+    Proxy,
+    NoProxy,
+    Dns,
+    DnsBootstrap,
+    DnsCaFile,
+    DnsTimeout,
+    UpstreamCaFile,
     Gosumdb,
     Gonosumdb,
     Goprivate,
@@ -120,7 +133,7 @@ pub enum Key {
 
 impl Key {
     /// Every key, in the order `config show` and error messages list them.
-    pub const ALL: [Key; 34] = [
+    pub const ALL: [Key; 41] = [
         Key::Port,
         Key::Listen,
         Key::CacheDir,
@@ -137,6 +150,13 @@ impl Key {
         Key::UpstreamHeaderTimeout,
         Key::UpstreamIdleTimeout,
         Key::UpstreamTimeout,
+        Key::Proxy,
+        Key::NoProxy,
+        Key::Dns,
+        Key::DnsBootstrap,
+        Key::DnsCaFile,
+        Key::DnsTimeout,
+        Key::UpstreamCaFile,
         Key::Gosumdb,
         Key::Gonosumdb,
         Key::Goprivate,
@@ -189,6 +209,14 @@ impl Key {
                 "upstream-idle-timeout",
             ),
             Key::UpstreamTimeout => ("upstream_timeout", "UPSTREAM_TIMEOUT", "upstream-timeout"),
+            // Its environment variables are read apart: see `env_vars`.
+            Key::Proxy => ("proxy", "", "proxy"),
+            Key::NoProxy => ("no_proxy", "NO_PROXY", "no-proxy"),
+            Key::Dns => ("dns", "DNS_SERVER", "dns"),
+            Key::DnsBootstrap => ("dns_bootstrap", "DNS_BOOTSTRAP", "dns-bootstrap"),
+            Key::DnsCaFile => ("dns_ca_file", "DNS_CA_FILE", "dns-ca-file"),
+            Key::DnsTimeout => ("dns_timeout", "DNS_TIMEOUT", "dns-timeout"),
+            Key::UpstreamCaFile => ("upstream_ca_file", "UPSTREAM_CA_FILE", "upstream-ca-file"),
             Key::Gosumdb => ("gosumdb", "GOSUMDB", "gosumdb"),
             Key::Gonosumdb => ("gonosumdb", "GONOSUMDB", "gonosumdb"),
             Key::Goprivate => ("goprivate", "GOPRIVATE", "goprivate"),
@@ -232,8 +260,21 @@ impl Key {
         self.names().0
     }
 
+    /// The main environment variable; `proxy` has none of its own.
     pub fn env_var(self) -> &'static str {
         self.names().1
+    }
+
+    /// The environment variables that set this key at the environment layer,
+    /// the first one set winning. Empty for `proxy`: `HTTPS_PROXY` and friends
+    /// rank below the config file and are read by `net::proxy`.
+    pub fn env_vars(self) -> Vec<&'static str> {
+        match self {
+            Key::Proxy => Vec::new(),
+            // Both spellings are in common use.
+            Key::NoProxy => vec!["NO_PROXY", "no_proxy"],
+            _ => vec![self.names().1],
+        }
     }
 
     /// The long flag, without the leading `--`.
@@ -282,6 +323,20 @@ pub struct Settings {
     pub upstream_idle_timeout: Duration,
     /// Overall limit for one upstream request, body included.
     pub upstream_timeout: Duration,
+    /// The outbound proxy: explicit, off, or from the environment.
+    pub proxy: ProxySetting,
+    /// Hosts reached directly whatever `proxy` says.
+    pub no_proxy: NoProxy,
+    /// The DNS server for every outbound connection (None: the system resolver).
+    pub dns: Option<DnsServer>,
+    /// Addresses of the `dns` server when it is given by name.
+    pub dns_bootstrap: Vec<std::net::IpAddr>,
+    /// Extra CAs trusted for DNS servers (DoT, DoH, DoQ).
+    pub dns_ca_file: Option<CaFile>,
+    /// Deadline for one lookup through `dns`.
+    pub dns_timeout: Duration,
+    /// Extra CAs trusted for every outbound TLS connection.
+    pub upstream_ca_file: Option<CaFile>,
     /// The checksum database every module is verified against.
     pub gosumdb: GoSumDb,
     /// Modules never looked up in a checksum database.
@@ -376,6 +431,13 @@ impl Default for Settings {
             upstream_header_timeout: Duration::from_secs(60),
             upstream_idle_timeout: Duration::from_secs(60),
             upstream_timeout: Duration::from_secs(30 * 60),
+            proxy: ProxySetting::default(),
+            no_proxy: NoProxy::default(),
+            dns: None,
+            dns_bootstrap: Vec::new(),
+            dns_ca_file: None,
+            dns_timeout: Duration::from_secs(5),
+            upstream_ca_file: None,
             gosumdb: GoSumDb::parse(DEFAULT_GOSUMDB)
                 .expect("the built-in checksum database key is valid"),
             gonosumdb: PrefixPatterns::default(),
@@ -418,6 +480,13 @@ impl fmt::Debug for Settings {
             .field("upstream_header_timeout", &self.upstream_header_timeout)
             .field("upstream_idle_timeout", &self.upstream_idle_timeout)
             .field("upstream_timeout", &self.upstream_timeout)
+            .field("proxy", &self.proxy.to_string())
+            .field("no_proxy", &self.no_proxy.to_string())
+            .field("dns", &self.dns)
+            .field("dns_bootstrap", &self.dns_bootstrap)
+            .field("dns_ca_file", &self.dns_ca_file)
+            .field("dns_timeout", &self.dns_timeout)
+            .field("upstream_ca_file", &self.upstream_ca_file)
             .field("gosumdb", &self.gosumdb.to_string())
             .field("gonosumdb", &self.gonosumdb.to_string())
             .field("goprivate", &self.goprivate.to_string())
@@ -473,5 +542,13 @@ mod tests {
         }
         assert!(shown.contains("https://***@proxy.example"), "{shown}");
         assert!(shown.contains("https://***@nexus.example"), "{shown}");
+
+        let settings = Settings {
+            proxy: ProxySetting::parse("socks5h://me:hunter2@127.0.0.1:1080").unwrap(),
+            ..Settings::default()
+        };
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("socks5h://***@127.0.0.1:1080"), "{shown}");
     }
 }

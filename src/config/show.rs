@@ -5,6 +5,7 @@
 
 use super::value::{format_duration, format_size, redact_url};
 use super::{Key, Loaded, Source};
+use crate::net::proxy::ProxySetting;
 
 /// Values up to this wide line up their sources in one column.
 const MAX_VALUE_COLUMN: usize = 60;
@@ -68,6 +69,41 @@ pub fn render(loaded: &Loaded) -> String {
     ] {
         rows.push((key.name(), format_duration(duration), from(key)));
     }
+    rows.push((Key::Proxy.name(), s.proxy.to_string(), proxy_source(loaded)));
+    rows.push((
+        Key::NoProxy.name(),
+        s.no_proxy.to_string(),
+        from(Key::NoProxy),
+    ));
+    let dns = s
+        .dns
+        .as_ref()
+        .map_or_else(|| "system".to_owned(), ToString::to_string);
+    rows.push((Key::Dns.name(), dns, from(Key::Dns)));
+    let bootstrap: Vec<String> = s.dns_bootstrap.iter().map(ToString::to_string).collect();
+    rows.push((
+        Key::DnsBootstrap.name(),
+        bootstrap.join(","),
+        from(Key::DnsBootstrap),
+    ));
+    let ca = |file: &Option<crate::net::ca::CaFile>| {
+        file.as_ref().map(ToString::to_string).unwrap_or_default()
+    };
+    rows.push((
+        Key::DnsCaFile.name(),
+        ca(&s.dns_ca_file),
+        from(Key::DnsCaFile),
+    ));
+    rows.push((
+        Key::DnsTimeout.name(),
+        format_duration(s.dns_timeout),
+        from(Key::DnsTimeout),
+    ));
+    rows.push((
+        Key::UpstreamCaFile.name(),
+        ca(&s.upstream_ca_file),
+        from(Key::UpstreamCaFile),
+    ));
     rows.push((
         Key::Gosumdb.name(),
         s.gosumdb.to_string(),
@@ -187,6 +223,19 @@ fn path(path: Option<&std::path::Path>) -> String {
     path.map(|p| p.display().to_string()).unwrap_or_default()
 }
 
+/// Proxies from the environment may come from several variables.
+fn proxy_source(loaded: &Loaded) -> String {
+    match &loaded.settings.proxy {
+        ProxySetting::Environment(env) if !env.is_empty() => env
+            .vars()
+            .iter()
+            .map(|var| Source::Env(var).to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => loaded.source(Key::Proxy).to_string(),
+    }
+}
+
 /// `listen` has no key of its own when only `port` was set, and both a
 /// `listen` and a higher-layer `port` when the port was replaced.
 fn listen_source(loaded: &Loaded) -> String {
@@ -235,6 +284,13 @@ upstream_connect_timeout = 10s (default)
 upstream_header_timeout = 1m (default)
 upstream_idle_timeout = 1m (default)
 upstream_timeout = 30m (default)
+proxy = none (default)
+no_proxy = (default)
+dns = system (default)
+dns_bootstrap = (default)
+dns_ca_file = (default)
+dns_timeout = 5s (default)
+upstream_ca_file = (default)
 gosumdb = sum.golang.org (default)
 gonosumdb = (default)
 goprivate = (default)

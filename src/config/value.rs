@@ -3,7 +3,7 @@
 //! same forms and are rejected with the same words.
 
 use std::fmt::Write as _;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -11,6 +11,9 @@ use url::Url;
 
 use super::{Key, LogFormat, ProgressMode};
 use crate::gomod::pattern::PrefixPatterns;
+use crate::net::ca::CaFile;
+use crate::net::dns::{DnsServer, EXPECTED_DNS};
+use crate::net::proxy::{EXPECTED_NO_PROXY, EXPECTED_PROXY, NoProxy, ProxySetting};
 use crate::sumdb::config::{GoSumDb, ProxiedSumDb};
 
 /// A rejected value: the part of the message after "<where it came from>: ".
@@ -96,7 +99,63 @@ pub(super) fn expected(key: Key) -> &'static str {
         }
         Key::DownloadParallelThreshold => "expected a size, e.g. 512KiB or 4MiB",
         Key::MaxConcurrentDownloads => "expected a whole number (0 means no limit)",
+        Key::Proxy => EXPECTED_PROXY,
+        Key::NoProxy => EXPECTED_NO_PROXY,
+        Key::Dns => EXPECTED_DNS,
+        Key::DnsBootstrap => {
+            "expected comma-separated IP addresses of the dns server, e.g. 8.8.8.8,2001:4860:4860::8888"
+        }
+        Key::DnsCaFile | Key::UpstreamCaFile => {
+            "expected the path of a PEM file of CA certificates"
+        }
+        Key::DnsTimeout => EXPECT_TIMEOUT,
     }
+}
+
+pub(super) fn proxy(text: &str) -> Result<ProxySetting, Invalid> {
+    ProxySetting::parse(text).map_err(Invalid)
+}
+
+pub(super) fn no_proxy<'a>(entries: impl IntoIterator<Item = &'a str>) -> Result<NoProxy, Invalid> {
+    NoProxy::parse(entries).map_err(Invalid)
+}
+
+pub(super) fn dns(text: &str) -> Result<Option<DnsServer>, Invalid> {
+    DnsServer::parse(text)
+        .map_err(|reason| Invalid::new("DNS server", text, &format!("{reason}; {EXPECTED_DNS}")))
+}
+
+/// Blank items are dropped; at least one address must remain.
+pub(super) fn dns_bootstrap<'a>(
+    items: impl IntoIterator<Item = &'a str>,
+) -> Result<Vec<IpAddr>, Invalid> {
+    let mut ips = Vec::new();
+    for item in items.into_iter().map(str::trim).filter(|i| !i.is_empty()) {
+        let ip = item
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .map_err(|_| Invalid::new("IP address", item, expected(Key::DnsBootstrap)))?;
+        ips.push(ip);
+    }
+    if ips.is_empty() {
+        return Err(Invalid(format!(
+            "no address given ({})",
+            expected(Key::DnsBootstrap)
+        )));
+    }
+    Ok(ips)
+}
+
+/// The file is read now, so a wrong path or a broken bundle stops startup
+/// with the setting's name rather than failing the first TLS handshake.
+pub(super) fn ca_file(key: Key, text: &str) -> Result<CaFile, Invalid> {
+    let path = text.trim();
+    if path.is_empty() {
+        return Err(Invalid::new("value", text, expected(key)));
+    }
+    CaFile::load(std::path::Path::new(path))
+        .map_err(|reason| Invalid::new("CA file", path, &format!("{reason}; {}", expected(key))))
 }
 
 pub(super) fn port(text: &str) -> Result<u16, Invalid> {

@@ -4,13 +4,17 @@
 #![allow(dead_code, unused_imports)] // each test file uses a different part of this module
 
 pub mod cli;
+pub mod dns;
 pub mod failing_storage;
 pub mod fake_upstream;
 pub mod go;
+pub mod http_proxy;
 pub mod lifecycle;
 pub mod module;
 pub mod process;
 pub mod ranged;
+pub mod server_tls;
+pub mod socks;
 pub mod sumdb;
 pub mod tls;
 pub mod tmux;
