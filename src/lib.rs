@@ -12,6 +12,7 @@ pub mod fetch;
 pub mod flight;
 pub mod gomod;
 pub mod http;
+pub mod notify;
 pub mod server;
 pub mod storage;
 pub mod sumdb;

@@ -1,7 +1,9 @@
-//! The HTTP edge: routing, the artifact handler, health probes and request logs.
-//! Handlers talk to the cache and the upstreams only through `fetch::Fetcher`.
+//! The HTTP edge: routing, the artifact handler, health probes, the module
+//! index feed and request logs. Handlers talk to the cache and the upstreams
+//! only through `fetch::Fetcher`.
 
 mod error;
+pub mod index;
 mod log;
 pub mod route;
 pub mod serve;
@@ -38,6 +40,7 @@ pub struct AppState {
 
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .route("/index", axum::routing::any(index::handle))
         .fallback(handle)
         .layer(axum::middleware::from_fn(log::log_request))
         .with_state(state)
@@ -50,15 +53,7 @@ async fn handle(
     headers: HeaderMap,
 ) -> Response {
     if method != Method::GET && method != Method::HEAD {
-        let mut response = ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            format!("method {method} not allowed (use GET or HEAD)"),
-        )
-        .into_response();
-        response
-            .headers_mut()
-            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return response;
+        return method_not_allowed(&method);
     }
     let route = match route::parse(uri.path()) {
         Ok(route) => route,
@@ -97,6 +92,18 @@ async fn handle(
             response
         }
     }
+}
+
+fn method_not_allowed(method: &Method) -> Response {
+    let mut response = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("method {method} not allowed (use GET or HEAD)"),
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+    response
 }
 
 fn json_ok(body: &'static str) -> Response {
