@@ -16,7 +16,10 @@ pub const NOTIFY_SOCKET: &str = "NOTIFY_SOCKET";
 
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
-    #[error("NOTIFY_SOCKET {0:?} is neither an absolute path nor an abstract socket (@name)")]
+    #[error(
+        "NOTIFY_SOCKET {0:?} is neither an absolute path nor an abstract socket (@name); \
+         the service manager sets it: unset it to run without one"
+    )]
     BadAddress(String),
     #[error("cannot notify the service manager at {socket:?}: {source}")]
     Send {
