@@ -14,6 +14,7 @@ pub mod flight;
 pub mod gomod;
 pub mod http;
 pub mod net;
+pub mod notify;
 pub mod progress;
 pub mod server;
 pub mod storage;

@@ -2,7 +2,7 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     match goproxy::cli::main() {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) => {
             // `{:#}` prints the whole cause chain on one line, without a backtrace.
             eprintln!("goproxy: {err:#}");

@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::cache::evict::{self, Policy};
+use crate::cache::recording::RecordingStorage;
 use crate::cache::usage::UsageDb;
 use crate::config::{AuthRequire, Settings};
 use crate::fetch::Fetcher;
@@ -114,10 +115,18 @@ pub async fn start(settings: Arc<Settings>) -> Result<Server, StartError> {
         }
     });
     let usage = open_usage(&settings);
-    let storage: Arc<dyn Storage> = fs;
+    let fs: Arc<dyn Storage> = fs;
+    let (storage, reconciled): (Arc<dyn Storage>, _) = match &usage {
+        Some(usage) => {
+            let reconciled = spawn_index_reconcile(&fs, usage);
+            let recording = Arc::new(RecordingStorage::new(fs, Arc::clone(usage)));
+            (recording, Some(reconciled))
+        }
+        None => (fs, None),
+    };
     let cleanup = usage
         .as_ref()
-        .and_then(|usage| spawn_cleanup(&settings, &storage, usage));
+        .and_then(|usage| spawn_cleanup(&settings, &storage, usage, reconciled));
     let mut server = serve(settings, storage, usage).await?;
     server.cleanup = cleanup;
     Ok(server)
@@ -144,11 +153,35 @@ fn open_usage(settings: &Settings) -> Option<Arc<UsageDb>> {
     }
 }
 
-/// Runs eviction now and then every `cleanup_interval`, when a limit is set.
+/// Brings the module index in line with the files once, in the background: it
+/// adds versions stored without a record (a crash, an older goproxy, files
+/// copied in) and drops records of files deleted by hand.
+fn spawn_index_reconcile(storage: &Arc<dyn Storage>, usage: &Arc<UsageDb>) -> JoinHandle<()> {
+    let (storage, usage) = (Arc::clone(storage), Arc::clone(usage));
+    tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        match crate::cache::index::reconcile(storage.as_ref(), &usage).await {
+            Ok(r) => tracing::debug!(
+                added = r.added,
+                removed = r.removed,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "module index reconciled with the cache"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not reconcile the module index with the cache")
+            }
+        }
+    })
+}
+
+/// Runs eviction now and then every `cleanup_interval`, when a limit is set;
+/// the first run waits for `after` (the index reconciliation), so that a walk
+/// made before an eviction cannot put evicted versions back into the index.
 fn spawn_cleanup(
     settings: &Arc<Settings>,
     storage: &Arc<dyn Storage>,
     usage: &Arc<UsageDb>,
+    after: Option<JoinHandle<()>>,
 ) -> Option<JoinHandle<()>> {
     let policy = Policy {
         max_age: settings.max_cache_age,
@@ -163,6 +196,9 @@ fn spawn_cleanup(
         settings.cleanup_interval,
     );
     Some(tokio::spawn(async move {
+        if let Some(after) = after {
+            let _ = after.await;
+        }
         let mut ticker = tokio::time::interval(interval);
         loop {
             ticker.tick().await;

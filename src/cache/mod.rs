@@ -1,11 +1,13 @@
 //! What is cached where, and for how long: the key layout shared by storage and
 //! upstream URLs, sidecar metadata, and the in-memory memory of recent failures
-//! (negative answers and failed refreshes).
+//! (negative answers and failed refreshes), and the module index of what it holds.
 
 pub mod evict;
+pub mod index;
 pub mod key;
 pub mod memo;
 pub mod meta;
+pub mod recording;
 pub mod scan;
 pub mod usage;
 

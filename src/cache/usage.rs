@@ -36,13 +36,24 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Schema steps; applying step `i` brings the database to `user_version` `i + 1`.
 /// Append only: released steps must never change.
-const MIGRATIONS: &[&str] = &["CREATE TABLE usage (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE usage (
          module TEXT NOT NULL,
          version TEXT NOT NULL,
          last_used INTEGER NOT NULL,
          PRIMARY KEY (module, version)
      ) WITHOUT ROWID;
-     CREATE INDEX usage_last_used ON usage (last_used);"];
+     CREATE INDEX usage_last_used ON usage (last_used);",
+    // The module index (`/index`): when each version was first cached, in Unix
+    // nanoseconds, unique and growing in commit order (see `cache::index`).
+    "CREATE TABLE cached (
+         module TEXT NOT NULL,
+         version TEXT NOT NULL,
+         cached_at INTEGER NOT NULL,
+         PRIMARY KEY (module, version)
+     ) WITHOUT ROWID;
+     CREATE UNIQUE INDEX cached_by_time ON cached (cached_at);",
+];
 
 /// Keeps the newest time: a delayed batch must not move a version back in time.
 const UPSERT_MAX: &str = "INSERT INTO usage (module, version, last_used) VALUES (?1, ?2, ?3)
@@ -273,7 +284,8 @@ impl UsageDb {
         })
     }
 
-    /// Deletes rows; returns how many existed.
+    /// Deletes rows, and the versions' module index entries (they are no longer
+    /// cached); returns how many usage rows existed.
     pub fn remove(&self, entries: &[(String, String)]) -> Result<usize, UsageError> {
         self.with_reader("cannot remove", |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -281,8 +293,11 @@ impl UsageDb {
             {
                 let mut stmt =
                     tx.prepare("DELETE FROM usage WHERE module = ?1 AND version = ?2")?;
+                let mut unindex =
+                    tx.prepare("DELETE FROM cached WHERE module = ?1 AND version = ?2")?;
                 for (module, version) in entries {
                     removed += stmt.execute(params![module, version])?;
+                    unindex.execute(params![module, version])?;
                 }
             }
             tx.commit()?;
@@ -303,7 +318,7 @@ impl UsageDb {
         })
     }
 
-    fn with_reader<T>(
+    pub(super) fn with_reader<T>(
         &self,
         doing: &'static str,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,

@@ -1,10 +1,16 @@
 //! The command line: `goproxy [serve] [flags]`, `goproxy config show [flags]`,
-//! `goproxy cache stats|gc|verify [flags]` and `goproxy auth hash`.
+//! `goproxy cache stats|gc|verify [flags]`, `goproxy auth hash`,
+//! `goproxy healthcheck [URL]`, and `goproxy completions <shell>` / `goproxy man`
+//! for packagers.
 
 mod auth;
 mod cache;
+mod docs;
+mod healthcheck;
 
 use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -13,12 +19,24 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 use crate::config::{self, CliArgs, LogFormat, Settings};
+use crate::notify::Notifier;
 use crate::progress::display::{Display, Output, Stderr};
+
+/// The git revision the binary was built from ("unknown" outside a checkout).
+pub const GIT_REV: &str = env!("GOPROXY_GIT_REV");
+
+/// What `--version` prints after the name: the release and the git revision.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("GOPROXY_GIT_REV"),
+    ")"
+);
 
 #[derive(Parser, Debug)]
 #[command(
     name = "goproxy",
-    version,
+    version = VERSION,
     about = "A caching Go module proxy",
     args_conflicts_with_subcommands = true
 )]
@@ -51,6 +69,19 @@ enum Command {
         #[command(subcommand)]
         action: auth::AuthAction,
     },
+    /// Check that a running proxy answers GET /health (exit 0), or not (exit 1).
+    Healthcheck(healthcheck::HealthcheckArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page goproxy(1), or write every page into a directory.
+    Man {
+        /// Write goproxy.1 and one page per subcommand into this directory.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -62,28 +93,37 @@ enum ConfigAction {
     },
 }
 
-pub fn main() -> anyhow::Result<()> {
+pub fn main() -> anyhow::Result<ExitCode> {
     let argv = config::normalize_go_style_args(std::env::args_os().collect::<Vec<OsString>>());
     let cli = Cli::parse_from(argv);
     let env = |name: &str| std::env::var(name).ok();
+    let done = |result: anyhow::Result<()>| result.map(|()| ExitCode::SUCCESS);
     match cli.command {
         Some(Command::Config {
             action: ConfigAction::Show { args },
         }) => {
             let loaded = config::load(&args, &env)?;
             print!("{}", config::render(&loaded));
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
-        Some(Command::Cache { action }) => cache::run(action, &env),
-        Some(Command::Auth { action }) => auth::run(action),
-        Some(Command::Serve { args }) => serve(&args, &env),
-        None => serve(&cli.args, &env),
+        Some(Command::Cache { action }) => done(cache::run(action, &env)),
+        Some(Command::Auth { action }) => done(auth::run(action)),
+        Some(Command::Healthcheck(args)) => healthcheck::run(&args, &env),
+        Some(Command::Completions { shell }) => {
+            done(docs::completions(shell, &mut std::io::stdout().lock()))
+        }
+        Some(Command::Man { out_dir: Some(dir) }) => done(docs::man_pages(&dir)),
+        Some(Command::Man { out_dir: None }) => done(docs::man(&mut std::io::stdout().lock())),
+        Some(Command::Serve { args }) => done(serve(&args, &env)),
+        None => done(serve(&cli.args, &env)),
     }
 }
 
 fn serve(args: &CliArgs, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<()> {
     let loaded = config::load(args, env)?;
     let settings = Arc::new(loaded.settings);
+    // Read once, before anything else could change the environment.
+    let notifier = Notifier::from_env(env)?;
     let term = env("TERM");
     let stderr = Stderr {
         is_terminal: std::io::IsTerminal::is_terminal(&std::io::stderr()),
@@ -96,7 +136,7 @@ fn serve(args: &CliArgs, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(run(settings, progress))
+    runtime.block_on(run(settings, progress, notifier))
 }
 
 pub(crate) fn init_logging(settings: &Settings, writer: BoxMakeWriter) -> anyhow::Result<()> {
@@ -119,7 +159,11 @@ pub(crate) fn init_logging(settings: &Settings, writer: BoxMakeWriter) -> anyhow
     Ok(())
 }
 
-async fn run(settings: Arc<Settings>, progress: Output) -> anyhow::Result<()> {
+async fn run(
+    settings: Arc<Settings>,
+    progress: Output,
+    notifier: Option<Notifier>,
+) -> anyhow::Result<()> {
     let server = crate::server::start(Arc::clone(&settings)).await?;
     let display = Display::start(&progress, server.progress());
     let addr = server.local_addr();
@@ -145,6 +189,7 @@ async fn run(settings: Arc<Settings>, progress: Output) -> anyhow::Result<()> {
         .map_or_else(|| "system".to_owned(), ToString::to_string);
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
+        revision = GIT_REV,
         listen = %addr,
         cache_dir = %settings.cache_dir.display(),
         upstreams = %upstreams.join(","),
@@ -168,8 +213,22 @@ async fn run(settings: Arc<Settings>, progress: Output) -> anyhow::Result<()> {
         host
     };
     tracing::info!("GOPROXY={scheme}://{host}:{}", addr.port());
+    // systemd holds back dependent units until this arrives; failing to send
+    // it is logged, and systemd's start timeout reports the rest.
+    if let Some(Err(e)) = notifier
+        .as_ref()
+        .map(|n| n.ready(&format!("serving on {addr}")))
+    {
+        tracing::error!(error = %e, "could not report readiness to the service manager");
+    }
 
     wait_for_signal().await;
+    if let Some(Err(e)) = notifier
+        .as_ref()
+        .map(|n| n.stopping("finishing in-flight requests"))
+    {
+        tracing::warn!(error = %e, "could not report the shutdown to the service manager");
+    }
     tracing::info!(deadline = ?settings.shutdown_timeout, "shutting down: finishing in-flight requests (signal again to exit now)");
     // A second signal means "now": exit without waiting for the drain.
     let screen = progress.clone();

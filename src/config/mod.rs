@@ -18,7 +18,7 @@ pub use cli::{CliArgs, normalize_go_style_args};
 pub use load::{CONFIG_ENV, ConfigError, ConfigFile, Loaded, Source, load};
 pub use private::{PrivateUpstream, Secret, UpstreamAuth};
 pub use show::render;
-pub use value::{format_duration, human_size, redact_url};
+pub use value::{format_duration, human_size, parse_go_duration, redact_secrets, redact_url};
 
 use std::fmt;
 use std::path::PathBuf;

@@ -345,7 +345,7 @@ pub(super) fn timeout(text: &str) -> Result<Duration, Invalid> {
 /// refused. humantime would also take these, but it accepts forms Go does not
 /// (`1 hour`, `2years`) and lacks Go's `0`, so files written for the old
 /// project and for this one could drift apart.
-pub(super) fn parse_go_duration(text: &str) -> Option<Duration> {
+pub fn parse_go_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
     let text = text.strip_prefix('+').unwrap_or(text);
     if text == "0" {
@@ -481,7 +481,7 @@ pub fn redact_url(url: &Url) -> String {
 /// Hides the user-info part of anything URL-like in free text, such as a
 /// value that failed to parse or a parser's message quoting the file. Errs on
 /// the side of hiding: everything from `://` to the last `@` of the word goes.
-pub(super) fn redact_secrets(text: &str) -> String {
+pub fn redact_secrets(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find("://") {

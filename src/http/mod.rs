@@ -1,9 +1,10 @@
-//! The HTTP edge: routing, the artifact handler, health probes, inbound
-//! authentication, TLS and request logs. Handlers talk to the cache and the
-//! upstreams only through `fetch::Fetcher`.
+//! The HTTP edge: routing, the artifact handler, health probes, the module
+//! index feed, inbound authentication, TLS and request logs. Handlers talk to
+//! the cache and the upstreams only through `fetch::Fetcher`.
 
 pub mod auth;
 mod error;
+pub mod index;
 mod log;
 pub mod route;
 pub mod serve;
@@ -40,7 +41,9 @@ pub struct AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    let mut router = Router::new().fallback(handle);
+    let mut router = Router::new()
+        .route("/index", axum::routing::any(index::handle))
+        .fallback(handle);
     if let Some(authenticator) = auth::Authenticator::new(Arc::clone(&state.settings)) {
         router = router.layer(axum::middleware::from_fn_with_state(
             authenticator,
@@ -60,15 +63,7 @@ async fn handle(
     headers: HeaderMap,
 ) -> Response {
     if method != Method::GET && method != Method::HEAD {
-        let mut response = ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            format!("method {method} not allowed (use GET or HEAD)"),
-        )
-        .into_response();
-        response
-            .headers_mut()
-            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return response;
+        return method_not_allowed(&method);
     }
     let route = match route::parse(uri.path()) {
         Ok(route) => route,
@@ -107,6 +102,18 @@ async fn handle(
             response
         }
     }
+}
+
+fn method_not_allowed(method: &Method) -> Response {
+    let mut response = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("method {method} not allowed (use GET or HEAD)"),
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+    response
 }
 
 fn json_ok(body: &'static str) -> Response {
