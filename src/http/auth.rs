@@ -81,6 +81,10 @@ impl Authenticator {
 
     /// Whether a request for `raw_path` must authenticate.
     fn guards(&self, raw_path: &str) -> bool {
+        // The index feed enumerates the cache, private modules included.
+        if raw_path == "/index" {
+            return true;
+        }
         let module = match route::parse(raw_path) {
             Ok(Route::Health | Route::Ready) => return false,
             _ if self.settings.auth_require == AuthRequire::All => return true,
@@ -347,6 +351,10 @@ mod tests {
             assert!(all.guards(path) && private.guards(path), "{path}");
         }
         assert!(!private.guards("/sumdb/sum.golang.org/lookup/rsc.io/quote@v1.5.2"));
+        // The index lists every cached module, private ones too.
+        for auth in [&all, &private, &listed] {
+            assert!(auth.guards("/index"));
+        }
     }
 
     #[test]
