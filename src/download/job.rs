@@ -209,18 +209,21 @@ impl Job<'_> {
         &self,
         work: impl Future<Output = Result<T, Step>>,
     ) -> Result<T, Step> {
-        let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
-        tick.tick().await;
-        tokio::pin!(work);
-        let result = loop {
-            tokio::select! {
-                result = &mut work => break result,
-                _ = tick.tick() => {
-                    if let Err(e) = self.target.checkpoint().await {
-                        break Err(Step::Fail(local(e)));
-                    }
+        // Polled side by side with the work, so a slow sync never pauses the
+        // connections.
+        let ticker = async {
+            let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(e) = self.target.checkpoint().await {
+                    return e;
                 }
             }
+        };
+        let result = tokio::select! {
+            result = work => result,
+            e = ticker => Err(Step::Fail(local(e))),
         };
         self.target.checkpoint().await.map_err(local)?;
         result
@@ -363,15 +366,17 @@ impl Job<'_> {
         }
         let data = std::mem::replace(buf, Vec::with_capacity(WRITE_CHUNK));
         let n = data.len() as u64;
-        let file = self.target.file().map_err(local)?;
         let at = *pos;
-        tokio::task::spawn_blocking(move || {
-            use std::os::unix::fs::FileExt;
-            file.write_all_at(&data, at)
-        })
-        .await
-        .map_err(|e| local(std::io::Error::other(e)))?
-        .map_err(local)?;
+        // Read now: only the blocking write itself can outlive this attempt.
+        let generation = self.target.generation();
+        let written = self
+            .target
+            .write_at(generation, data, at)
+            .await
+            .map_err(local)?;
+        if !written {
+            return Err(Step::Restart("the download started over meanwhile".into()));
+        }
         // Recorded only once written: a checkpoint never covers bytes in flight.
         self.target.mark(at, at + n);
         report.add(n);

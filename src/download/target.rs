@@ -4,7 +4,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use super::state::PartialState;
 use crate::storage::{PutMode, PutOutcome, Staged, Storage, StorageError};
@@ -19,6 +19,14 @@ pub struct Target {
     resumable: bool,
     opened: OnceLock<Opened>,
     state: Mutex<Option<PartialState>>,
+    /// Which body the file holds now, bumped by every `begin`. Writes and
+    /// checkpoints hold it shared and check it; `begin` holds it exclusively,
+    /// so a write still in flight from an abandoned attempt (its future gone,
+    /// its blocking task not) can never land in the next body, nor a stale
+    /// checkpoint overwrite the next body's state.
+    generation: Arc<RwLock<u64>>,
+    /// Serialises checkpoints (they share the state file's temp name).
+    saving: Arc<Mutex<()>>,
 }
 
 struct Opened {
@@ -40,6 +48,8 @@ impl Target {
             resumable: false,
             opened: OnceLock::new(),
             state: Mutex::new(None),
+            generation: Arc::new(RwLock::new(0)),
+            saving: Arc::new(Mutex::new(())),
             storage,
         };
         let Some(data) = target.storage.resumable_path(key, false).await? else {
@@ -123,6 +133,11 @@ impl Target {
         }
     }
 
+    #[cfg(test)]
+    fn state_path_for_test(&self) -> Option<PathBuf> {
+        self.opened.get().and_then(|o| o.state_path.clone())
+    }
+
     /// The file's path (once something has been written).
     pub fn path(&self) -> Option<&Path> {
         self.opened.get().map(|o| o.data.as_path())
@@ -146,18 +161,48 @@ impl Target {
         let opened = self.ensure_open().await.map_err(io::Error::other)?;
         let file = Arc::clone(&opened.file);
         let state_path = opened.state_path.clone();
+        let generation = Arc::clone(&self.generation);
         let to_save = state.clone();
         *self.state() = state;
         tokio::task::spawn_blocking(move || {
+            let mut generation = generation.write().unwrap_or_else(|e| e.into_inner());
+            *generation += 1;
+            // The old state goes first: were it still there when the file has
+            // its size again, a crash now would let it vouch for zeros.
+            if let Some(path) = &state_path {
+                remove_if_present(path)?;
+                sync_parent(path)?;
+            }
             file.set_len(0)?;
             if let Some(size) = size {
                 file.set_len(size)?;
             }
             match (&state_path, to_save) {
                 (Some(path), Some(state)) => state.save(path),
-                (Some(path), None) => remove_if_present(path),
-                (None, _) => Ok(()),
+                _ => Ok(()),
             }
+        })
+        .await
+        .map_err(io::Error::other)?
+    }
+
+    /// The body the file holds now (see `write_at`).
+    pub fn generation(&self) -> u64 {
+        *self.generation.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes `data` at `at`, unless the file has started another body since
+    /// `generation` was read; `false` then.
+    pub async fn write_at(&self, generation: u64, data: Vec<u8>, at: u64) -> io::Result<bool> {
+        let file = self.file()?;
+        let current = Arc::clone(&self.generation);
+        tokio::task::spawn_blocking(move || {
+            use std::os::unix::fs::FileExt;
+            let current = current.read().unwrap_or_else(|e| e.into_inner());
+            if *current != generation {
+                return Ok(false);
+            }
+            file.write_all_at(&data, at).map(|()| true)
         })
         .await
         .map_err(io::Error::other)?
@@ -196,11 +241,24 @@ impl Target {
         let Some(path) = opened.state_path.clone() else {
             return Ok(());
         };
-        let Some(snapshot) = self.state().clone() else {
+        // Read together, so the snapshot belongs to that generation's body.
+        let (taken_at, snapshot) = {
+            let generation = self.generation.read().unwrap_or_else(|e| e.into_inner());
+            (*generation, self.state().clone())
+        };
+        let Some(snapshot) = snapshot else {
             return Ok(());
         };
         let file = Arc::clone(&opened.file);
+        let generation = Arc::clone(&self.generation);
+        let saving = Arc::clone(&self.saving);
         tokio::task::spawn_blocking(move || {
+            // One checkpoint at a time, even if an abandoned one still runs.
+            let _one = saving.lock().unwrap_or_else(|e| e.into_inner());
+            let current = generation.read().unwrap_or_else(|e| e.into_inner());
+            if *current != taken_at {
+                return Ok(());
+            }
             file.sync_data()?;
             snapshot.save(&path)
         })
@@ -220,14 +278,16 @@ impl Target {
             key: key.clone(),
             source: lost(),
         })?;
+        let io_err = |source| StorageError::Io {
+            key: key.clone(),
+            source,
+        };
         let staged = match opened.staged {
             Some(staged) => staged,
-            None => Staged::from_path(key.clone(), opened.data.clone()).map_err(|source| {
-                StorageError::Io {
-                    key: key.clone(),
-                    source,
-                }
-            })?,
+            None => {
+                same_file(&opened.file, &opened.data).map_err(io_err)?;
+                Staged::from_path(key.clone(), opened.data.clone()).map_err(io_err)?
+            }
         };
         // The lock is held (through `opened.file`) until the file has its final
         // name, so no other process can adopt and truncate it on the way.
@@ -260,6 +320,18 @@ impl Target {
     }
 }
 
+/// The name still points at the file we hold (and locked).
+fn same_file(file: &std::fs::File, path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let (held, named) = (file.metadata()?, std::fs::metadata(path)?);
+    if (held.dev(), held.ino()) != (named.dev(), named.ino()) {
+        return Err(io::Error::other(
+            "the download file was replaced by another process",
+        ));
+    }
+    Ok(())
+}
+
 fn lost() -> io::Error {
     io::Error::other("the download file is not open")
 }
@@ -282,6 +354,14 @@ fn state_path(data: &Path) -> PathBuf {
     let mut name = data.as_os_str().to_owned();
     name.push(".json");
     PathBuf::from(name)
+}
+
+/// Makes a removal or rename in `path`'s directory durable.
+fn sync_parent(path: &Path) -> io::Result<()> {
+    match path.parent() {
+        Some(dir) => std::fs::File::open(dir)?.sync_all(),
+        None => Ok(()),
+    }
 }
 
 fn remove_if_present(path: &Path) -> io::Result<()> {
@@ -320,9 +400,11 @@ fn open_locked(path: &Path) -> io::Result<Option<(std::fs::File, Option<PartialS
             continue;
         }
         let state = PartialState::load(&state_path(path), opened.len());
-        if state.is_none() && opened.len() > 0 {
+        if state.is_none() {
             // Bytes without a trustworthy state are worthless: completeness is
-            // never inferred from the data itself.
+            // never inferred from the data itself. An untrusted state goes too,
+            // so that it can never match the file again later.
+            remove_if_present(&state_path(path))?;
             file.set_len(0)?;
         }
         return Ok(Some((file, state)));
@@ -330,4 +412,68 @@ fn open_locked(path: &Path) -> io::Result<Option<(std::fs::File, Option<PartialS
     Err(io::Error::other(
         "the resumable download file keeps being replaced",
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::download::state::Validator;
+    use crate::storage::fs::FsStorage;
+
+    async fn target(dir: &Path) -> Target {
+        let storage: Arc<dyn Storage> = Arc::new(FsStorage::new(dir));
+        Target::open(storage, "m/@v/v1.0.0.zip").await.unwrap()
+    }
+
+    fn state(size: u64) -> PartialState {
+        PartialState::new("http://u/x".into(), size, Validator::Etag("\"a\"".into()))
+    }
+
+    #[tokio::test]
+    async fn a_write_from_an_abandoned_body_never_lands_in_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = target(dir.path()).await;
+        t.begin(Some(state(8)), Some(8)).await.unwrap();
+        let old = t.generation();
+        assert!(t.write_at(old, b"old!".to_vec(), 0).await.unwrap());
+        t.reset().await.unwrap();
+        t.begin(Some(state(8)), Some(8)).await.unwrap();
+        assert!(!t.write_at(old, b"late".to_vec(), 4).await.unwrap());
+        let data = std::fs::read(t.path().unwrap()).unwrap();
+        assert_eq!(data, vec![0; 8], "neither the old bytes nor the late write");
+    }
+
+    #[tokio::test]
+    async fn a_new_body_removes_the_old_state_before_resizing_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = target(dir.path()).await;
+        let mut done = state(8);
+        done.done.insert(0, 8);
+        t.begin(Some(done), Some(8)).await.unwrap();
+        t.checkpoint().await.unwrap();
+        let state_file = state_path(t.path().unwrap());
+        assert!(state_file.exists());
+        // No state for the new body (no validator): the old one must not survive.
+        t.begin(None, Some(8)).await.unwrap();
+        assert!(!state_file.exists());
+        drop(t);
+        // Reopened, nothing is trusted: the file starts empty.
+        let again = target(dir.path()).await;
+        assert!(again.state().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_locked_download_is_left_to_its_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = target(dir.path()).await;
+        first.begin(Some(state(4)), Some(4)).await.unwrap();
+        let second = target(dir.path()).await;
+        second.begin(None, Some(4)).await.unwrap();
+        assert_ne!(
+            first.path(),
+            second.path(),
+            "the second one got a temp of its own"
+        );
+        assert!(second.state_path_for_test().is_none());
+    }
 }

@@ -25,8 +25,13 @@ impl Fetcher {
         let name = key.display_name();
         let path = key.storage_key();
         let started = std::time::Instant::now();
-        // A request that missed just before another fetch stored this artifact
-        // must not download it a second time.
+        // Zips wait for a download slot first; then, as for everything else, a
+        // request that missed just before another fetch (or process) stored
+        // the artifact must not download it a second time.
+        let _slot = match &key.kind {
+            ArtifactKind::Zip(_) => Some(self.slots.acquire(&name).await),
+            _ => None,
+        };
         if key.is_immutable() && matches!(self.storage.head(&path).await, Ok(Some(_))) {
             return Ok(());
         }
@@ -202,7 +207,6 @@ impl Fetcher {
             name: name.clone(),
             source,
         };
-        let _slot = self.slots.acquire(&name).await;
         let target = Target::open(Arc::clone(&self.storage), &path)
             .await
             .map_err(storage_err)?;

@@ -435,6 +435,54 @@ mod fs_only {
     }
 
     #[tokio::test]
+    async fn the_sweep_spares_a_locked_resumable_download_and_takes_its_state_along() {
+        let fx = filesystem();
+        let s = &fx.storage;
+        let hour = Duration::from_secs(3600);
+        let old = SystemTime::now() - 2 * hour;
+        let age = |path: &std::path::Path| {
+            let file = std::fs::File::options()
+                .write(true)
+                .open(path)
+                .expect("open");
+            file.set_modified(old).expect("set mtime");
+        };
+        let busy = s
+            .resumable_path("m/@v/v1.0.0.zip", true)
+            .await
+            .expect("path")
+            .expect("fs keeps resumable files");
+        let idle = s
+            .resumable_path("m/@v/v2.0.0.zip", true)
+            .await
+            .expect("path")
+            .expect("fs keeps resumable files");
+        let state_of = |p: &std::path::Path| {
+            p.with_file_name(format!("{}.json", p.file_name().unwrap().to_string_lossy()))
+        };
+        for path in [&busy, &idle] {
+            std::fs::write(path, b"partial").expect("write");
+            std::fs::write(state_of(path), b"{}").expect("write state");
+            age(path);
+            age(&state_of(path));
+        }
+        // A state file whose download was published before its state was removed.
+        let orphan = s.root().join("m/@v/.tmp-v3.0.0.zip.partial.json");
+        std::fs::write(&orphan, b"{}").expect("write orphan");
+        age(&orphan);
+
+        let holder = std::fs::File::open(&busy).expect("open");
+        holder.lock().expect("lock");
+        assert_eq!(s.remove_stale_temp_files(hour).await.expect("sweep"), 3);
+        assert!(busy.exists() && state_of(&busy).exists(), "in use: kept");
+        assert!(!idle.exists() && !state_of(&idle).exists());
+        assert!(!orphan.exists());
+        drop(holder);
+        assert_eq!(s.remove_stale_temp_files(hour).await.expect("sweep"), 2);
+        assert!(!busy.exists() && !state_of(&busy).exists());
+    }
+
+    #[tokio::test]
     async fn sweeping_a_missing_root_finds_nothing() {
         let fx = filesystem();
         let swept = fx.storage.remove_stale_temp_files(Duration::ZERO).await;

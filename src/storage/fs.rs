@@ -395,16 +395,74 @@ fn sweep_temp_files(root: &Path, older_than: Duration) -> io::Result<usize> {
         };
         // A clock that jumped backwards makes the age negative: treat as fresh.
         let age = now.duration_since(modified).unwrap_or(Duration::ZERO);
-        if age >= older_than {
-            match stdfs::remove_file(entry.path()) {
-                Ok(()) => removed += 1,
-                Err(e) if is_absent(&e) => {}
-                Err(e) => return Err(e),
+        if age < older_than {
+            return Ok(None);
+        }
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(PARTIAL_SUFFIX) {
+            removed += sweep_partial(&path)?;
+        } else if let Some(data) = partial_of_state(&name) {
+            // A resumable download's state goes with its data file; alone (a
+            // crash between publishing and cleaning up), it is a leftover.
+            if !path.with_file_name(data).exists() {
+                removed += remove_present(&path)?;
             }
+        } else {
+            removed += remove_present(&path)?;
         }
         Ok(None)
     })?;
     Ok(removed)
+}
+
+/// Suffix of a resumable download's data file (see `resumable_path`).
+const PARTIAL_SUFFIX: &str = ".partial";
+
+/// `.tmp-x.partial.json` (or its `.new` temp) → `.tmp-x.partial`.
+fn partial_of_state(name: &str) -> Option<&str> {
+    let base = name
+        .strip_suffix(".json.new")
+        .or_else(|| name.strip_suffix(".json"))?;
+    base.ends_with(PARTIAL_SUFFIX).then_some(base)
+}
+
+/// Removes an old resumable download and its state, unless a process is still
+/// working on it: an old file can belong to a download that was adopted (and
+/// locked) without being written to since.
+fn sweep_partial(path: &Path) -> io::Result<usize> {
+    use std::os::unix::fs::MetadataExt;
+    let file = match stdfs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if is_absent(&e) => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(stdfs::TryLockError::WouldBlock) => return Ok(0),
+        Err(stdfs::TryLockError::Error(e)) => return Err(e),
+    }
+    // Only the file we locked: the name may have moved on meanwhile.
+    let (locked, named) = match (file.metadata(), stdfs::metadata(path)) {
+        (Ok(l), Ok(n)) => (l, n),
+        (_, Err(e)) if is_absent(&e) => return Ok(0),
+        (Err(e), _) | (_, Err(e)) => return Err(e),
+    };
+    if (locked.dev(), locked.ino()) != (named.dev(), named.ino()) {
+        return Ok(0);
+    }
+    let mut state = path.as_os_str().to_owned();
+    state.push(".json");
+    let removed = remove_present(Path::new(&state))? + remove_present(path)?;
+    Ok(removed)
+}
+
+fn remove_present(path: &Path) -> io::Result<usize> {
+    match stdfs::remove_file(path) {
+        Ok(()) => Ok(1),
+        Err(e) if is_absent(&e) => Ok(0),
+        Err(e) => Err(e),
+    }
 }
 
 fn probe_root(root: &Path) -> io::Result<()> {
@@ -521,8 +579,10 @@ impl Storage for FsStorage {
                 .ok_or_else(|| io::Error::other("key has no file name"))?
                 .to_string_lossy();
             // The temp prefix keeps it out of listings, and the startup sweep
-            // removes it once it is a day old.
-            Ok(Some(dir.join(format!("{TEMP_PREFIX}{name}.partial"))))
+            // removes it once it is a day old (unless a process holds its lock).
+            Ok(Some(
+                dir.join(format!("{TEMP_PREFIX}{name}{PARTIAL_SUFFIX}")),
+            ))
         })
         .await
     }
