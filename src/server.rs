@@ -273,10 +273,7 @@ async fn serve(
     check_access(&settings)?;
     let tls =
         crate::http::tls::server_config(settings.tls_cert.as_deref(), settings.tls_key.as_deref())?;
-    let upstreams = Arc::new(Upstreams::new(
-        Arc::clone(&settings),
-        Arc::clone(&metrics),
-    )?);
+    let upstreams = Arc::new(Upstreams::new(Arc::clone(&settings), Arc::clone(&metrics))?);
     let (sumdb, sumdb_proxy) = checksum_databases(&settings, &upstreams, &storage);
     let progress = Progress::new();
     let fetcher = Arc::new(Fetcher::new(

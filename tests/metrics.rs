@@ -56,7 +56,13 @@ async fn traffic_moves_counters_and_histograms_exactly() {
     .await;
     let before = scrape(&proxy).await;
     assert_eq!(before.value("goproxy_http_requests_total", &[]), 0.0);
-    assert_eq!(before.get("goproxy_build_info", &[("version", env!("CARGO_PKG_VERSION"))]), Some(1.0));
+    assert_eq!(
+        before.get(
+            "goproxy_build_info",
+            &[("version", env!("CARGO_PKG_VERSION"))]
+        ),
+        Some(1.0)
+    );
 
     // A miss, then a hit.
     assert_eq!(proxy.get(&a.url_path("info")).await.status(), 200);
@@ -69,7 +75,10 @@ async fn traffic_moves_counters_and_histograms_exactly() {
     let zip = proxy.get(&a.url_path("zip")).await;
     assert_eq!(zip.bytes().await.unwrap().len(), a.zip.len());
     // A burst of ten requests for one slow artifact: one fetch, nine waiters.
-    upstream.push_faults(&b.url_path("info"), &[Fault::Delay(Duration::from_millis(700))]);
+    upstream.push_faults(
+        &b.url_path("info"),
+        &[Fault::Delay(Duration::from_millis(700))],
+    );
     let burst: Vec<_> = (0..10)
         .map(|_| {
             let url = format!("{}{}", proxy.url, b.url_path("info"));
@@ -97,7 +106,10 @@ async fn traffic_moves_counters_and_histograms_exactly() {
     assert_eq!(requests(&e, "list", "200", "miss"), 1.0);
     assert_eq!(requests(&e, "list", "200", "stale"), 1.0);
     // The first scrape counted itself once it was answered.
-    assert_eq!(requests(&e, "metrics", "200", "none"), e.sum("goproxy_http_requests_total", &[("kind", "metrics")]));
+    assert_eq!(
+        requests(&e, "metrics", "200", "none"),
+        e.sum("goproxy_http_requests_total", &[("kind", "metrics")])
+    );
     assert!(requests(&e, "metrics", "200", "none") >= 1.0);
 
     let (count, sum) = e.histogram("goproxy_http_request_duration_seconds", &[("kind", "info")]);
@@ -116,10 +128,18 @@ async fn traffic_moves_counters_and_histograms_exactly() {
         a.zip.len() as f64
     );
     let info_bytes = (a.info.len() + b.info.len()) as f64;
-    assert_eq!(e.value("goproxy_upstream_fetched_bytes_total", &[("kind", "info")]), info_bytes);
+    assert_eq!(
+        e.value("goproxy_upstream_fetched_bytes_total", &[("kind", "info")]),
+        info_bytes
+    );
 
     let up = upstream.url.as_str();
-    let fetches = |result| e.value("goproxy_upstream_fetches_total", &[("upstream", up), ("result", result)]);
+    let fetches = |result| {
+        e.value(
+            "goproxy_upstream_fetches_total",
+            &[("upstream", up), ("result", result)],
+        )
+    };
     // a.info, a.zip, b.info, the list.
     assert_eq!(fetches("ok"), 4.0);
     assert_eq!(fetches("not_found"), 1.0);
@@ -138,7 +158,10 @@ async fn traffic_moves_counters_and_histograms_exactly() {
     );
     assert!(slow >= 0.7, "the delayed fetch is in the sum: {slow}");
 
-    assert_eq!(e.value("goproxy_fetch_deduplicated_waiters_total", &[]), 9.0);
+    assert_eq!(
+        e.value("goproxy_fetch_deduplicated_waiters_total", &[]),
+        9.0
+    );
     assert_eq!(e.get("goproxy_downloads_active", &[]), Some(0.0));
     assert_eq!(e.get("goproxy_downloads_queued", &[]), Some(0.0));
     assert_eq!(e.get("goproxy_cache_entries", &[]), Some(2.0));
@@ -184,7 +207,12 @@ async fn checksum_verifications_are_counted_by_result() {
     // Hits are not verified again.
     assert_eq!(proxy.get(&good.url_path("zip")).await.status(), 200);
     let e = scrape(&proxy).await;
-    let verified = |result| e.value("goproxy_checksum_verifications_total", &[("result", result)]);
+    let verified = |result| {
+        e.value(
+            "goproxy_checksum_verifications_total",
+            &[("result", result)],
+        )
+    };
     assert_eq!(verified("ok"), 2.0);
     assert_eq!(verified("mismatch"), 1.0);
     assert_eq!(verified("failed"), 0.0);

@@ -13,8 +13,8 @@ use crate::cache::{ArtifactKey, ArtifactKind, Sidecar};
 use crate::download::{Job, Target};
 use crate::gomod::version::RequestedVersion;
 use crate::gomod::{self, dirhash, zip::MAX_GO_MOD, zip::MAX_ZIP_FILE};
-use crate::storage::PutMode;
 use crate::metrics::Verification;
+use crate::storage::PutMode;
 use crate::sumdb::client::{ModuleHashes, SumDbError};
 use crate::upstream::{AttemptError, BodyError, Fetched, UpstreamError, read_limited};
 
@@ -182,8 +182,10 @@ impl Fetcher {
                 name: name.clone(),
                 source,
             })?;
-        self.metrics
-            .upstream_bytes(crate::metrics::artifact_kind(&key.kind), fetched.value.len() as u64);
+        self.metrics.upstream_bytes(
+            crate::metrics::artifact_kind(&key.kind),
+            fetched.value.len() as u64,
+        );
         let sidecar = Sidecar {
             fetched_at: unix_now(),
             upstream: fetched.upstream,

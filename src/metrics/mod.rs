@@ -15,7 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use metrics::{Counter, Histogram, Key, KeyName, Label, Metadata, Recorder, SharedString, Unit};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
 
 use crate::cache::ArtifactKind;
 use cache_stats::CacheStats;
@@ -139,32 +141,94 @@ impl Metrics {
         let r = &self.recorder;
         let text = |s: &'static str| SharedString::from(s);
         let counters: &[(&'static str, Option<Unit>, &'static str)] = &[
-            (REQUESTS, None, "HTTP requests answered, by endpoint kind, status and cache outcome."),
-            (RESPONSE_BYTES, Some(Unit::Bytes), "Bytes of response bodies served, by endpoint kind."),
-            (UPSTREAM_FETCHES, None, "Fetches from upstreams (retries included), by upstream and result."),
-            (UPSTREAM_BYTES, Some(Unit::Bytes), "Bytes downloaded from upstreams, by artifact kind."),
-            (DEDUPLICATED, None, "Requests that joined a fetch already in flight instead of starting one."),
-            (EVICTIONS, None, "Module versions removed from the cache by eviction."),
+            (
+                REQUESTS,
+                None,
+                "HTTP requests answered, by endpoint kind, status and cache outcome.",
+            ),
+            (
+                RESPONSE_BYTES,
+                Some(Unit::Bytes),
+                "Bytes of response bodies served, by endpoint kind.",
+            ),
+            (
+                UPSTREAM_FETCHES,
+                None,
+                "Fetches from upstreams (retries included), by upstream and result.",
+            ),
+            (
+                UPSTREAM_BYTES,
+                Some(Unit::Bytes),
+                "Bytes downloaded from upstreams, by artifact kind.",
+            ),
+            (
+                DEDUPLICATED,
+                None,
+                "Requests that joined a fetch already in flight instead of starting one.",
+            ),
+            (
+                EVICTIONS,
+                None,
+                "Module versions removed from the cache by eviction.",
+            ),
             (EVICTED_BYTES, Some(Unit::Bytes), "Bytes freed by eviction."),
-            (CHECKSUM_VERIFICATIONS, None, "Checks of downloaded .mod and .zip files against the checksum database, by result."),
+            (
+                CHECKSUM_VERIFICATIONS,
+                None,
+                "Checks of downloaded .mod and .zip files against the checksum database, by result.",
+            ),
         ];
         for (name, unit, help) in counters {
             r.describe_counter(KeyName::from_const_str(name), *unit, text(help));
         }
         let histograms: &[(&'static str, &'static str)] = &[
-            (REQUEST_DURATION, "Time to answer an HTTP request, by endpoint kind."),
-            (UPSTREAM_DURATION, "Time of one fetch from one upstream (retries included), by upstream and result."),
+            (
+                REQUEST_DURATION,
+                "Time to answer an HTTP request, by endpoint kind.",
+            ),
+            (
+                UPSTREAM_DURATION,
+                "Time of one fetch from one upstream (retries included), by upstream and result.",
+            ),
         ];
         for (name, help) in histograms {
-            r.describe_histogram(KeyName::from_const_str(name), Some(Unit::Seconds), text(help));
+            r.describe_histogram(
+                KeyName::from_const_str(name),
+                Some(Unit::Seconds),
+                text(help),
+            );
         }
         let gauges: &[(&'static str, Option<Unit>, &'static str)] = &[
-            (DOWNLOADS_ACTIVE, None, "Zip downloads from upstreams in progress."),
-            (DOWNLOADS_QUEUED, None, "Zip downloads waiting for a slot (max_concurrent_downloads)."),
-            (CACHE_SIZE, Some(Unit::Bytes), "Bytes of module files in the cache (as of the last cache scan)."),
-            (CACHE_ENTRIES, None, "Module versions in the cache (as of the last cache scan)."),
-            (BUILD_INFO, None, "Always 1; the version label says which goproxy is running."),
-            (UPTIME, Some(Unit::Seconds), "Seconds since this proxy started."),
+            (
+                DOWNLOADS_ACTIVE,
+                None,
+                "Zip downloads from upstreams in progress.",
+            ),
+            (
+                DOWNLOADS_QUEUED,
+                None,
+                "Zip downloads waiting for a slot (max_concurrent_downloads).",
+            ),
+            (
+                CACHE_SIZE,
+                Some(Unit::Bytes),
+                "Bytes of module files in the cache (as of the last cache scan).",
+            ),
+            (
+                CACHE_ENTRIES,
+                None,
+                "Module versions in the cache (as of the last cache scan).",
+            ),
+            (
+                BUILD_INFO,
+                None,
+                "Always 1; the version label says which goproxy is running.",
+            ),
+            (
+                UPTIME,
+                Some(Unit::Seconds),
+                "Seconds since this proxy started.",
+            ),
         ];
         for (name, unit, help) in gauges {
             r.describe_gauge(KeyName::from_const_str(name), *unit, text(help));
@@ -201,7 +265,8 @@ impl Metrics {
         .increment(1);
         self.histogram(REQUEST_DURATION, vec![kind.clone()])
             .record(record.duration.as_secs_f64());
-        self.counter(RESPONSE_BYTES, vec![kind]).increment(record.bytes);
+        self.counter(RESPONSE_BYTES, vec![kind])
+            .increment(record.bytes);
         self.status.record(record);
     }
 
@@ -228,7 +293,8 @@ impl Metrics {
     }
 
     pub fn evicted(&self, versions: usize, bytes: u64) {
-        self.counter(EVICTIONS, Vec::new()).increment(versions as u64);
+        self.counter(EVICTIONS, Vec::new())
+            .increment(versions as u64);
         self.counter(EVICTED_BYTES, Vec::new()).increment(bytes);
         self.cache.changed();
     }

@@ -164,10 +164,9 @@ fn clip(reason: &str) -> String {
 }
 
 fn now_rfc3339() -> String {
-    jiff::Timestamp::now().round(jiff::Unit::Second).map_or_else(
-        |_| jiff::Timestamp::now().to_string(),
-        |t| t.to_string(),
-    )
+    jiff::Timestamp::now()
+        .round(jiff::Unit::Second)
+        .map_or_else(|_| jiff::Timestamp::now().to_string(), |t| t.to_string())
 }
 
 #[cfg(test)]
@@ -175,7 +174,12 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn record<'a>(path: &'a str, module: Option<&'a str>, status: u16, cache: &'static str) -> RequestRecord<'a> {
+    fn record<'a>(
+        path: &'a str,
+        module: Option<&'a str>,
+        status: u16,
+        cache: &'static str,
+    ) -> RequestRecord<'a> {
         RequestRecord {
             kind: "info",
             status,

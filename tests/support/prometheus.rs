@@ -44,7 +44,10 @@ fn family_of(name: &str, types: &HashMap<String, String>) -> Option<String> {
     }
     for suffix in ["_bucket", "_sum", "_count"] {
         if let Some(base) = name.strip_suffix(suffix)
-            && matches!(types.get(base).map(String::as_str), Some("histogram" | "summary"))
+            && matches!(
+                types.get(base).map(String::as_str),
+                Some("histogram" | "summary")
+            )
         {
             return Some(base.to_owned());
         }
@@ -111,21 +114,34 @@ pub fn parse(text: &str) -> Result<Exposition, String> {
             let mut parts = comment.trim_start().splitn(3, ' ');
             match parts.next() {
                 Some("HELP") => {
-                    let name = parts.next().ok_or_else(|| err("HELP without name".into()))?;
+                    let name = parts
+                        .next()
+                        .ok_or_else(|| err("HELP without name".into()))?;
                     if !valid_name(name) {
                         return Err(err("bad metric name".into()));
                     }
-                    if out.help.insert(name.to_owned(), parts.next().unwrap_or("").to_owned()).is_some() {
+                    if out
+                        .help
+                        .insert(name.to_owned(), parts.next().unwrap_or("").to_owned())
+                        .is_some()
+                    {
                         return Err(err("second HELP".into()));
                     }
                 }
                 Some("TYPE") => {
-                    let name = parts.next().ok_or_else(|| err("TYPE without name".into()))?;
-                    let kind = parts.next().ok_or_else(|| err("TYPE without type".into()))?;
+                    let name = parts
+                        .next()
+                        .ok_or_else(|| err("TYPE without name".into()))?;
+                    let kind = parts
+                        .next()
+                        .ok_or_else(|| err("TYPE without type".into()))?;
                     if !valid_name(name) {
                         return Err(err("bad metric name".into()));
                     }
-                    if !matches!(kind, "counter" | "gauge" | "histogram" | "summary" | "untyped") {
+                    if !matches!(
+                        kind,
+                        "counter" | "gauge" | "histogram" | "summary" | "untyped"
+                    ) {
                         return Err(err(format!("unknown type {kind}")));
                     }
                     if out.types.contains_key(name) {
@@ -149,14 +165,16 @@ pub fn parse(text: &str) -> Result<Exposition, String> {
             None => (Vec::new(), &line[name_end..]),
         };
         let mut fields = rest.split_whitespace();
-        let value = parse_value(fields.next().ok_or_else(|| err("no value".into()))?).map_err(err)?;
+        let value =
+            parse_value(fields.next().ok_or_else(|| err("no value".into()))?).map_err(err)?;
         if let Some(ts) = fields.next() {
             ts.parse::<i64>().map_err(|_| err("bad timestamp".into()))?;
         }
         if fields.next().is_some() {
             return Err(err("trailing text".into()));
         }
-        let family = family_of(name, &out.types).ok_or_else(|| err("sample before its TYPE".into()))?;
+        let family =
+            family_of(name, &out.types).ok_or_else(|| err("sample before its TYPE".into()))?;
         if current.as_deref() != Some(&family) {
             if !done.insert(family.clone()) {
                 return Err(err("samples of a family are not contiguous".into()));
@@ -178,7 +196,11 @@ pub fn parse(text: &str) -> Result<Exposition, String> {
             _ => {}
         }
         labels.sort();
-        if out.samples.insert((name.to_owned(), labels), value).is_some() {
+        if out
+            .samples
+            .insert((name.to_owned(), labels), value)
+            .is_some()
+        {
             return Err(err("duplicate sample".into()));
         }
     }
@@ -240,15 +262,24 @@ impl Exposition {
                 (parse_value(le).expect("le value"), *v)
             })
             .collect();
-        assert!(buckets.len() > 1, "{name}{labels:?}: real buckets, not a summary");
+        assert!(
+            buckets.len() > 1,
+            "{name}{labels:?}: real buckets, not a summary"
+        );
         buckets.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap());
         for pair in buckets.windows(2) {
-            assert!(pair[0].1 <= pair[1].1, "{name}{labels:?}: buckets not cumulative: {buckets:?}");
+            assert!(
+                pair[0].1 <= pair[1].1,
+                "{name}{labels:?}: buckets not cumulative: {buckets:?}"
+            );
         }
         let last = buckets.last().unwrap();
         assert!(last.0.is_infinite(), "{name}{labels:?}: no +Inf bucket");
         assert_eq!(last.1, count, "{name}{labels:?}: +Inf bucket != _count");
-        assert!(sum >= 0.0 && (count > 0.0 || sum == 0.0), "{name}{labels:?}: sum {sum}");
+        assert!(
+            sum >= 0.0 && (count > 0.0 || sum == 0.0),
+            "{name}{labels:?}: sum {sum}"
+        );
         (count, sum)
     }
 }
