@@ -55,7 +55,10 @@ fn family_of(name: &str, types: &HashMap<String, String>) -> Option<String> {
     None
 }
 
-fn parse_labels(text: &str) -> Result<(Vec<(String, String)>, &str), String> {
+/// Label pairs in the order written.
+type Labels = Vec<(String, String)>;
+
+fn parse_labels(text: &str) -> Result<(Labels, &str), String> {
     // `text` starts right after '{'.
     let mut labels = Vec::new();
     let mut rest = text;
@@ -154,7 +157,7 @@ pub fn parse(text: &str) -> Result<Exposition, String> {
             continue;
         }
         let name_end = line
-            .find(|c: char| c == '{' || c == ' ')
+            .find(['{', ' '])
             .ok_or_else(|| err("sample without value".into()))?;
         let name = &line[..name_end];
         if !valid_name(name) {
