@@ -20,6 +20,12 @@ if ! command -v tmux >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq tmux >/dev/null
 fi
 
+# The status page test renders the page in a real headless browser.
+if [ ! -x /usr/bin/chromium ]; then
+  echo "chromium not found: installing Debian's chromium for the status page test" >&2
+  apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+fi
+
 # The outbound proxy tests run a real HTTP proxy with basic auth.
 if ! command -v tinyproxy >/dev/null 2>&1 && [ ! -x /usr/bin/tinyproxy ]; then
   echo "tinyproxy not found: installing Debian's tinyproxy for the proxy tests" >&2

@@ -13,6 +13,7 @@ pub mod fetch;
 pub mod flight;
 pub mod gomod;
 pub mod http;
+pub mod metrics;
 pub mod net;
 pub mod notify;
 pub mod progress;

@@ -15,6 +15,7 @@ use crate::config::{AuthRequire, Settings};
 use crate::fetch::Fetcher;
 use crate::http::tls::{TlsError, TlsListener};
 use crate::http::{AppState, router};
+use crate::metrics::Metrics;
 use crate::progress::Progress;
 use crate::storage::Storage;
 use crate::storage::fs::FsStorage;
@@ -56,6 +57,9 @@ pub struct Server {
     usage: Option<Arc<UsageDb>>,
     cleanup: Option<JoinHandle<()>>,
     progress: Progress,
+    metrics: Arc<Metrics>,
+    /// Rescans the cache for the size gauges.
+    stats: JoinHandle<()>,
 }
 
 impl Server {
@@ -66,6 +70,11 @@ impl Server {
     /// The registry of active upstream downloads (for progress displays).
     pub fn progress(&self) -> &Progress {
         &self.progress
+    }
+
+    /// This server's metrics (what `/metrics` and the status page show).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Stops accepting connections and waits for in-flight requests, at most
@@ -83,6 +92,7 @@ impl Server {
         if let Some(cleanup) = self.cleanup {
             cleanup.abort();
         }
+        self.stats.abort();
         // Last-used times of the final requests are written before exiting.
         if let Some(usage) = self.usage {
             let flushed = tokio::task::spawn_blocking(move || usage.flush()).await;
@@ -124,10 +134,11 @@ pub async fn start(settings: Arc<Settings>) -> Result<Server, StartError> {
         }
         None => (fs, None),
     };
+    let metrics = Arc::new(Metrics::new());
     let cleanup = usage
         .as_ref()
-        .and_then(|usage| spawn_cleanup(&settings, &storage, usage, reconciled));
-    let mut server = serve(settings, storage, usage).await?;
+        .and_then(|usage| spawn_cleanup(&settings, &storage, usage, reconciled, &metrics));
+    let mut server = serve(settings, storage, usage, metrics).await?;
     server.cleanup = cleanup;
     Ok(server)
 }
@@ -137,7 +148,7 @@ pub async fn start_with_storage(
     settings: Arc<Settings>,
     storage: Arc<dyn Storage>,
 ) -> Result<Server, StartError> {
-    serve(settings, storage, None).await
+    serve(settings, storage, None, Arc::new(Metrics::new())).await
 }
 
 /// The usage database; if it cannot be opened the proxy still serves, loudly
@@ -182,6 +193,7 @@ fn spawn_cleanup(
     storage: &Arc<dyn Storage>,
     usage: &Arc<UsageDb>,
     after: Option<JoinHandle<()>>,
+    metrics: &Arc<Metrics>,
 ) -> Option<JoinHandle<()>> {
     let policy = Policy {
         max_age: settings.max_cache_age,
@@ -190,10 +202,11 @@ fn spawn_cleanup(
     if !policy.is_active() {
         return None;
     }
-    let (storage, usage, interval) = (
+    let (storage, usage, interval, metrics) = (
         Arc::clone(storage),
         Arc::clone(usage),
         settings.cleanup_interval,
+        Arc::clone(metrics),
     );
     Some(tokio::spawn(async move {
         if let Some(after) = after {
@@ -208,6 +221,9 @@ fn spawn_cleanup(
                 .unwrap_or(0);
             match evict::run(&storage, &usage, policy, now, false).await {
                 Ok(report) => {
+                    if !report.removed.is_empty() {
+                        metrics.evicted(report.removed.len(), report.freed);
+                    }
                     for (module, version, size, last_used) in &report.removed {
                         tracing::info!(module, version, bytes = size, last_used, "evicted");
                     }
@@ -252,11 +268,12 @@ async fn serve(
     settings: Arc<Settings>,
     storage: Arc<dyn Storage>,
     usage: Option<Arc<UsageDb>>,
+    metrics: Arc<Metrics>,
 ) -> Result<Server, StartError> {
     check_access(&settings)?;
     let tls =
         crate::http::tls::server_config(settings.tls_cert.as_deref(), settings.tls_key.as_deref())?;
-    let upstreams = Arc::new(Upstreams::new(Arc::clone(&settings))?);
+    let upstreams = Arc::new(Upstreams::new(Arc::clone(&settings), Arc::clone(&metrics))?);
     let (sumdb, sumdb_proxy) = checksum_databases(&settings, &upstreams, &storage);
     let progress = Progress::new();
     let fetcher = Arc::new(Fetcher::new(
@@ -271,6 +288,7 @@ async fn serve(
         fetcher,
         sumdb_proxy,
         usage: usage.clone(),
+        metrics: Arc::clone(&metrics),
     };
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
@@ -310,6 +328,15 @@ async fn serve(
             tokio::spawn(serve_on(listener.tap_io(|_| {}), app, stopped))
         }
     };
+    let stats = {
+        let (metrics, storage) = (Arc::clone(&metrics), Arc::clone(&storage));
+        tokio::spawn(async move {
+            metrics
+                .cache()
+                .run(storage.as_ref(), || metrics.upkeep())
+                .await
+        })
+    };
     Ok(Server {
         local_addr,
         shutdown,
@@ -317,6 +344,8 @@ async fn serve(
         usage,
         cleanup: None,
         progress,
+        metrics,
+        stats,
     })
 }
 

@@ -20,6 +20,7 @@ use super::ranges::{parse_content_range, piece_size, pieces};
 use super::state::{PartialState, Validator};
 use super::target::Target;
 use crate::config::{Settings, redact_url};
+use crate::metrics::Metrics;
 use crate::progress::{Reporter, Transfer};
 use crate::upstream::{AttemptError, Endpoint, classify_status, describe_error};
 
@@ -57,6 +58,8 @@ pub struct Job<'a> {
     pub transfer: &'a Transfer,
     /// Largest body accepted.
     pub limit: u64,
+    /// Where the downloaded bytes are counted.
+    pub metrics: &'a Metrics,
 }
 
 impl Job<'_> {
@@ -380,6 +383,7 @@ impl Job<'_> {
         // Recorded only once written: a checkpoint never covers bytes in flight.
         self.target.mark(at, at + n);
         report.add(n);
+        self.metrics.upstream_bytes("zip", n);
         *pos += n;
         Ok(())
     }

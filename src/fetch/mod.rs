@@ -13,6 +13,7 @@ use crate::cache::{ArtifactKey, ExpiringSet};
 use crate::config::Settings;
 use crate::download::DownloadSlots;
 use crate::flight::{Flights, Role};
+use crate::metrics::Metrics;
 use crate::progress::Progress;
 use crate::storage::{Object, Storage, StorageError};
 use crate::sumdb::client::{SumDb, SumDbError};
@@ -109,6 +110,7 @@ pub struct Fetcher {
     progress: Progress,
     /// The bound on concurrent zip downloads (`max_concurrent_downloads`).
     slots: DownloadSlots,
+    metrics: Arc<Metrics>,
 }
 
 /// How long a failed refresh is remembered: short, so a recovered upstream is seen soon.
@@ -122,6 +124,7 @@ impl Fetcher {
         sumdb: Option<Arc<SumDb>>,
         progress: Progress,
     ) -> Self {
+        let metrics = Arc::clone(upstreams.metrics());
         let negative = ExpiringSet::new(settings.negative_ttl);
         let refresh_failed = ExpiringSet::new(REFRESH_RETRY_AFTER);
         let slots = DownloadSlots::new(settings.max_concurrent_downloads);
@@ -135,6 +138,7 @@ impl Fetcher {
             refresh_failed,
             progress,
             slots,
+            metrics,
         }
     }
 
@@ -145,6 +149,15 @@ impl Fetcher {
 
     pub fn storage(&self) -> &Arc<dyn Storage> {
         &self.storage
+    }
+
+    pub fn upstreams(&self) -> &Arc<Upstreams> {
+        &self.upstreams
+    }
+
+    /// The registry of zip downloads in progress.
+    pub fn progress(&self) -> &Progress {
+        &self.progress
     }
 
     /// Produces something to serve for `key`: from cache when it may be used, from
@@ -250,6 +263,7 @@ impl Fetcher {
             )
             .await;
         if role == Role::Follower {
+            self.metrics.deduplicated();
             tracing::debug!(artifact = %key.display_name(), "joined an in-flight fetch");
         }
         result

@@ -13,8 +13,9 @@ use crate::cache::{ArtifactKey, ArtifactKind, Sidecar};
 use crate::download::{Job, Target};
 use crate::gomod::version::RequestedVersion;
 use crate::gomod::{self, dirhash, zip::MAX_GO_MOD, zip::MAX_ZIP_FILE};
+use crate::metrics::Verification;
 use crate::storage::PutMode;
-use crate::sumdb::client::ModuleHashes;
+use crate::sumdb::client::{ModuleHashes, SumDbError};
 use crate::upstream::{AttemptError, BodyError, Fetched, UpstreamError, read_limited};
 
 /// A checksum mismatch seen while taking in an upstream's answer: (got, want).
@@ -35,7 +36,12 @@ impl Fetcher {
         if key.is_immutable() && matches!(self.storage.head(&path).await, Ok(Some(_))) {
             return Ok(());
         }
-        let expected = self.expected_hashes(key).await?;
+        let expected = self.expected_hashes(key).await.inspect_err(|e| {
+            if matches!(e, FetchError::Sumdb { source, .. } if !matches!(source, SumDbError::NotFound { .. }))
+            {
+                self.metrics.verification(Verification::Failed);
+            }
+        })?;
         let mismatch: Mismatch = Mutex::new(None);
         let outcome = match &key.kind {
             ArtifactKind::Zip(version) => {
@@ -44,8 +50,15 @@ impl Fetcher {
             }
             _ => self.fetch_small(key, expected.as_deref(), &mismatch).await,
         };
+        let mismatched = mismatch.lock().map(|m| m.is_some()).unwrap_or(false);
+        if mismatched {
+            self.metrics.verification(Verification::Mismatch);
+        } else if expected.is_some() && outcome.is_ok() {
+            self.metrics.verification(Verification::Ok);
+        }
         match outcome {
             Ok(sidecar) => {
+                self.metrics.cache_changed();
                 self.negative.remove(key);
                 self.refresh_failed.remove(key);
                 tracing::info!(artifact = %name, upstream = %sidecar.upstream, bytes = sidecar.size, verified = sidecar.h1.is_some(), elapsed_ms = started.elapsed().as_millis() as u64, "fetched");
@@ -53,7 +66,7 @@ impl Fetcher {
                 Ok(())
             }
             // A mismatch outranks whatever else the upstreams said: it is the news.
-            Err(_) if mismatch.lock().map(|m| m.is_some()).unwrap_or(false) => {
+            Err(_) if mismatched => {
                 let (got, want) = mismatch.into_inner().ok().flatten().unwrap_or_default();
                 Err(FetchError::Security { name, got, want })
             }
@@ -174,6 +187,10 @@ impl Fetcher {
                 name: name.clone(),
                 source,
             })?;
+        self.metrics.upstream_bytes(
+            crate::metrics::artifact_kind(&key.kind),
+            fetched.value.len() as u64,
+        );
         let sidecar = Sidecar {
             fetched_at: unix_now(),
             upstream: fetched.upstream,
@@ -222,6 +239,7 @@ impl Fetcher {
                     settings: &self.settings,
                     transfer: transfer_ref,
                     limit: MAX_ZIP_FILE,
+                    metrics: &self.metrics,
                 };
                 async move {
                     let etag = job.run().await?;

@@ -81,8 +81,9 @@ impl Authenticator {
 
     /// Whether a request for `raw_path` must authenticate.
     fn guards(&self, raw_path: &str) -> bool {
-        // The index feed enumerates the cache, private modules included.
-        if raw_path == "/index" {
+        // The index feed enumerates the cache, private modules included; the
+        // status page, its data and the metrics name modules and upstreams.
+        if matches!(raw_path, "/index" | "/" | "/api/status" | "/metrics") {
             return true;
         }
         let module = match route::parse(raw_path) {

@@ -88,11 +88,18 @@ impl From<FetchError> for ApiError {
     }
 }
 
+/// The message of an error response, kept beside it for the status page's
+/// list of recent errors (the body itself is streamed, not read back).
+#[derive(Clone, Debug)]
+pub struct ErrorReason(pub String);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let reason = ErrorReason(self.message.clone());
         let mut body = self.message;
         body.push('\n');
         let mut response = Response::new(Body::from(body));
+        response.extensions_mut().insert(reason);
         *response.status_mut() = self.status;
         let headers = response.headers_mut();
         headers.insert(

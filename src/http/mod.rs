@@ -8,6 +8,7 @@ pub mod index;
 mod log;
 pub mod route;
 pub mod serve;
+mod status;
 pub mod tls;
 
 use std::sync::Arc;
@@ -21,8 +22,9 @@ use axum::response::{IntoResponse, Response};
 use crate::cache::usage::UsageDb;
 use crate::config::Settings;
 use crate::fetch::{CacheOutcome, Fetcher};
+use crate::metrics::Metrics;
 use crate::sumdb::proxy::{SumDbProxy, SumDbProxyError};
-pub use error::ApiError;
+pub use error::{ApiError, ErrorReason};
 use route::Route;
 
 /// Response header that says how the answer was produced: hit, miss, stale, negative.
@@ -38,11 +40,15 @@ pub struct AppState {
     pub sumdb_proxy: Arc<SumDbProxy>,
     /// Last-used tracking (None when the usage database could not be opened).
     pub usage: Option<Arc<UsageDb>>,
+    pub metrics: Arc<Metrics>,
 }
 
 pub fn router(state: AppState) -> Router {
     let mut router = Router::new()
         .route("/index", axum::routing::any(index::handle))
+        .route("/", axum::routing::get(status::page))
+        .route("/api/status", axum::routing::get(status::api))
+        .route("/metrics", axum::routing::get(status::metrics))
         .fallback(handle);
     if let Some(authenticator) = auth::Authenticator::new(Arc::clone(&state.settings)) {
         router = router.layer(axum::middleware::from_fn_with_state(
@@ -51,8 +57,12 @@ pub fn router(state: AppState) -> Router {
         ));
     }
     // Outermost, so refused requests are logged too.
+    let metrics = Arc::clone(&state.metrics);
     router
-        .layer(axum::middleware::from_fn(log::log_request))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            log::log_request,
+        ))
         .with_state(state)
 }
 

@@ -25,6 +25,7 @@ use backon::{ExponentialBuilder, Retryable};
 use url::Url;
 
 use crate::config::{Settings, redact_url};
+use crate::metrics::{Metrics, UpstreamResult};
 
 /// Retry-After values longer than this are not waited for: the upstream is given up
 /// on for this request instead of holding the client that long.
@@ -76,10 +77,11 @@ pub struct Upstreams {
     bases: Vec<UpstreamBase>,
     private: private::PrivateBases,
     settings: Arc<Settings>,
+    metrics: Arc<Metrics>,
 }
 
 impl Upstreams {
-    pub fn new(settings: Arc<Settings>) -> Result<Self, UpstreamError> {
+    pub fn new(settings: Arc<Settings>, metrics: Arc<Metrics>) -> Result<Self, UpstreamError> {
         let client = build_client(&settings)?;
         let bases = settings
             .upstreams
@@ -93,6 +95,7 @@ impl Upstreams {
             bases,
             private,
             settings,
+            metrics,
         })
     }
 
@@ -166,9 +169,12 @@ impl Upstreams {
                 url: url.clone(),
                 credential: base.credential.clone(),
             };
+            let started = std::time::Instant::now();
             let result = self
                 .retrying(&url, &base.display, || attempt(endpoint.clone()))
                 .await;
+            self.metrics
+                .upstream_fetch(&base.display, outcome_of(&result), started.elapsed());
             match result {
                 Ok((value, etag)) => {
                     return Ok(Fetched {
@@ -225,7 +231,11 @@ impl Upstreams {
             credential: None,
         };
         let attempt = || attempt::run(&endpoint, &self.settings, consume);
-        self.retrying(url, label, attempt).await
+        let started = std::time::Instant::now();
+        let result = self.retrying(url, label, attempt).await;
+        self.metrics
+            .upstream_fetch(label, outcome_of(&result), started.elapsed());
+        result
     }
 
     /// Runs `attempt` with the retry policy.
@@ -264,8 +274,22 @@ impl Upstreams {
             })
     }
 
+    /// Counters shared with the rest of the server.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
     /// The shared HTTP client (pooled, with the configured timeouts).
     pub fn client(&self) -> &reqwest::Client {
         &self.client
+    }
+}
+
+/// How one upstream's fetch ended, for the metrics.
+fn outcome_of<T>(result: &Result<T, UrlError>) -> UpstreamResult {
+    match result {
+        Ok(_) => UpstreamResult::Ok,
+        Err(UrlError::NotFound(_)) => UpstreamResult::NotFound,
+        Err(_) => UpstreamResult::Error,
     }
 }

@@ -12,6 +12,7 @@ pub mod http_proxy;
 pub mod lifecycle;
 pub mod module;
 pub mod process;
+pub mod prometheus;
 pub mod ranged;
 pub mod server_tls;
 pub mod socks;
