@@ -3,6 +3,7 @@
 //! (negative answers and failed refreshes), and the module index of what it holds.
 
 pub mod evict;
+pub mod hot;
 pub mod index;
 pub mod key;
 pub mod memo;

@@ -210,6 +210,12 @@ pub struct CliArgs {
     /// no limit. [env: MAX_CONCURRENT_DOWNLOADS] [default: 4]
     #[arg(long, value_name = "N")]
     pub max_concurrent_downloads: Option<String>,
+
+    /// Memory for small immutable artifacts (.info, .mod, zips up to 64KiB)
+    /// served on cache hits, e.g. 64MiB; 0 turns it off.
+    /// [env: MEMORY_CACHE_SIZE] [default: 32MiB]
+    #[arg(long, value_name = "SIZE")]
+    pub memory_cache_size: Option<String>,
     /// Bearer tokens clients may use, as SHA-256 digests (sha256:<hex>),
     /// comma-separated; see `goproxy auth hash --token`. [env: AUTH_TOKENS]
     #[arg(long, value_name = "HASHES")]
@@ -274,6 +280,7 @@ impl CliArgs {
             Key::DownloadConnections => &self.download_connections,
             Key::DownloadParallelThreshold => &self.download_parallel_threshold,
             Key::MaxConcurrentDownloads => &self.max_concurrent_downloads,
+            Key::MemoryCacheSize => &self.memory_cache_size,
             Key::CleanupInterval => &self.cleanup_interval,
             Key::AuthTokens => &self.auth_tokens,
             Key::AuthUsers => &self.auth_users,

@@ -337,6 +337,7 @@ impl<'e> Builder<'e> {
             Key::MaxConcurrentDownloads => {
                 s.max_concurrent_downloads = value::download_limit(&text)?
             }
+            Key::MemoryCacheSize => s.memory_cache_size = value::memory_cache_size(&text)?,
             Key::AuthTokens => s.auth_tokens = auth::tokens(text.split(','))?,
             Key::AuthUsers => s.auth_users = auth::users_text(&text)?,
             Key::AuthRequire => s.auth_require = auth::require(&text)?,
@@ -528,6 +529,7 @@ pub(super) mod tests {
             Key::AuthRequire => ["private", "all", "github.com/acme,*.corp.example"],
             Key::ProxiedSumdbs => ["file.example", "env.example", "flag.example"],
             Key::MaxCacheSize => ["1GiB", "2GiB", "3GiB"],
+            Key::MemoryCacheSize => ["1MiB", "2MiB", "3MiB"],
             Key::DownloadConnections | Key::MaxConcurrentDownloads => ["7", "8", "9"],
             Key::DownloadParallelThreshold => ["1MiB", "2MiB", "3MiB"],
             Key::Proxy => [

@@ -124,6 +124,7 @@ pub enum Key {
     DownloadConnections,
     DownloadParallelThreshold,
     MaxConcurrentDownloads,
+    MemoryCacheSize,
     AuthTokens,
     AuthUsers,
     AuthRequire,
@@ -133,7 +134,7 @@ pub enum Key {
 
 impl Key {
     /// Every key, in the order `config show` and error messages list them.
-    pub const ALL: [Key; 41] = [
+    pub const ALL: [Key; 42] = [
         Key::Port,
         Key::Listen,
         Key::CacheDir,
@@ -170,6 +171,7 @@ impl Key {
         Key::DownloadConnections,
         Key::DownloadParallelThreshold,
         Key::MaxConcurrentDownloads,
+        Key::MemoryCacheSize,
         Key::AuthTokens,
         Key::AuthUsers,
         Key::AuthRequire,
@@ -246,6 +248,11 @@ impl Key {
                 "max_concurrent_downloads",
                 "MAX_CONCURRENT_DOWNLOADS",
                 "max-concurrent-downloads",
+            ),
+            Key::MemoryCacheSize => (
+                "memory_cache_size",
+                "MEMORY_CACHE_SIZE",
+                "memory-cache-size",
             ),
             Key::AuthTokens => ("auth_tokens", "AUTH_TOKENS", "auth-tokens"),
             Key::AuthUsers => ("auth_users", "AUTH_USERS", "auth-users"),
@@ -366,6 +373,9 @@ pub struct Settings {
     pub download_parallel_threshold: u64,
     /// Zip downloads from upstreams at the same time; 0 means no limit.
     pub max_concurrent_downloads: u32,
+    /// Bytes of small immutable artifacts (`.info`, `.mod`, small zips) kept in
+    /// memory for hits; 0 turns the memory cache off.
+    pub memory_cache_size: u64,
     /// SHA-256 digests of the bearer tokens clients may present.
     pub auth_tokens: Vec<TokenHash>,
     /// Users for basic authentication, with Argon2 password hashes.
@@ -452,6 +462,7 @@ impl Default for Settings {
             download_connections: 4,
             download_parallel_threshold: 512 * 1024,
             max_concurrent_downloads: 4,
+            memory_cache_size: 32 << 20,
             auth_tokens: Vec::new(),
             auth_users: Vec::new(),
             auth_require: AuthRequire::All,
@@ -503,6 +514,7 @@ impl fmt::Debug for Settings {
                 &self.download_parallel_threshold,
             )
             .field("max_concurrent_downloads", &self.max_concurrent_downloads)
+            .field("memory_cache_size", &self.memory_cache_size)
             .field("auth_tokens", &self.auth_tokens)
             .field("auth_users", &self.auth_users)
             .field("auth_require", &self.auth_require)

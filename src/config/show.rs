@@ -203,6 +203,15 @@ pub fn render(loaded: &Loaded) -> String {
         limit,
         from(Key::MaxConcurrentDownloads),
     ));
+    let memory = match s.memory_cache_size {
+        0 => "0 (off)".to_owned(),
+        n => format_size(n),
+    };
+    rows.push((
+        Key::MemoryCacheSize.name(),
+        memory,
+        from(Key::MemoryCacheSize),
+    ));
     let key_width = rows.iter().map(|(key, _, _)| key.len()).max().unwrap_or(0);
     // A long value (several private upstreams) runs past the column rather
     // than pushing every source far to the right.
@@ -309,6 +318,7 @@ tls_key = (default)
 download_connections = 4 (default)
 download_parallel_threshold = 512KiB (default)
 max_concurrent_downloads = 4 (default)
+memory_cache_size = 32MiB (default)
 "
         );
     }

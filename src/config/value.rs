@@ -99,6 +99,9 @@ pub(super) fn expected(key: Key) -> &'static str {
         }
         Key::DownloadParallelThreshold => "expected a size, e.g. 512KiB or 4MiB",
         Key::MaxConcurrentDownloads => "expected a whole number (0 means no limit)",
+        Key::MemoryCacheSize => {
+            "expected a size, e.g. 32MiB or 256MB (0 turns the memory cache off)"
+        }
         Key::Proxy => EXPECTED_PROXY,
         Key::NoProxy => EXPECTED_NO_PROXY,
         Key::Dns => EXPECTED_DNS,
@@ -502,6 +505,13 @@ pub fn redact_secrets(text: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// The memory cache budget: a size, 0 for none.
+pub(super) fn memory_cache_size(text: &str) -> Result<u64, Invalid> {
+    size(text)
+        .map(Option::unwrap_or_default)
+        .map_err(|_| Invalid::new("size", text, expected(Key::MemoryCacheSize)))
 }
 
 /// A byte size: a number with an optional unit, decimal (kB, MB, GB, TB) or

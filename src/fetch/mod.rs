@@ -9,6 +9,7 @@ pub mod validate;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use crate::cache::hot::HotCache;
 use crate::cache::{ArtifactKey, ExpiringSet};
 use crate::config::Settings;
 use crate::download::DownloadSlots;
@@ -111,6 +112,8 @@ pub struct Fetcher {
     /// The bound on concurrent zip downloads (`max_concurrent_downloads`).
     slots: DownloadSlots,
     metrics: Arc<Metrics>,
+    /// Small immutable artifacts served from memory (`memory_cache_size`).
+    hot: Option<HotCache>,
 }
 
 /// How long a failed refresh is remembered: short, so a recovered upstream is seen soon.
@@ -128,6 +131,7 @@ impl Fetcher {
         let negative = ExpiringSet::new(settings.negative_ttl);
         let refresh_failed = ExpiringSet::new(REFRESH_RETRY_AFTER);
         let slots = DownloadSlots::new(settings.max_concurrent_downloads);
+        let hot = HotCache::new(settings.memory_cache_size);
         Fetcher {
             storage,
             upstreams,
@@ -139,6 +143,7 @@ impl Fetcher {
             progress,
             slots,
             metrics,
+            hot,
         }
     }
 
@@ -175,9 +180,20 @@ impl Fetcher {
             name: key.display_name(),
             source,
         };
+        let hot = self.hot.as_ref().filter(|_| key.is_immutable());
+        if let Some(object) = hot.and_then(|hot| hot.get(&skey)) {
+            return Ok(Resolved {
+                object,
+                outcome: CacheOutcome::Hit,
+            });
+        }
         let cached = self.storage.get(&skey).await.map_err(storage_err)?;
         let stale = match cached {
             Some(object) if key.is_immutable() || self.is_fresh(&object) => {
+                let object = match hot {
+                    Some(hot) => hot.offer(&skey, object),
+                    None => object,
+                };
                 return Ok(Resolved {
                     object,
                     outcome: CacheOutcome::Hit,

@@ -102,10 +102,10 @@ pub async fn respond(object: Object, request: &HeaderMap, opts: ServeOptions) ->
                 )
                 .into_response();
             }
-            Body::from_stream(ReaderStream::with_capacity(
-                file.take(len.min(available)),
-                STREAM_CHUNK,
-            ))
+            let len = len.min(available);
+            // No 256 KiB buffer for a file of a few KiB.
+            let chunk = usize::try_from(len).map_or(STREAM_CHUNK, |l| l.clamp(1, STREAM_CHUNK));
+            Body::from_stream(ReaderStream::with_capacity(file.take(len), chunk))
         }
     };
     builder.body(body).unwrap_or_default()

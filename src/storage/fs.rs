@@ -482,6 +482,46 @@ fn probe_root(root: &Path) -> io::Result<()> {
         .map_err(|e| context(format!("cannot remove a probe file from {dir}"), e))
 }
 
+/// Objects up to this size are read into memory in the same blocking call that
+/// opens them; larger ones stream from the open file.
+const READ_WHOLE_MAX: u64 = 64 * 1024;
+
+fn open_whole(path: &Path) -> io::Result<Option<Object>> {
+    let mut file = match stdfs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if is_absent(&e) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    // Stat the handle, not the path: the path may be replaced meanwhile, and the
+    // size must describe the bytes this handle reads.
+    let m = file.metadata()?;
+    if !m.is_file() {
+        return Ok(None);
+    }
+    let meta = meta_of(&m)?;
+    if meta.size > READ_WHOLE_MAX {
+        return Ok(Some(Object {
+            body: ObjectBody::File {
+                file: tokio::fs::File::from_std(file),
+                len: meta.size,
+            },
+            meta,
+        }));
+    }
+    let mut buf = Vec::with_capacity(meta.size as usize);
+    io::Read::read_to_end(&mut io::Read::take(&mut file, meta.size), &mut buf)?;
+    if buf.len() as u64 != meta.size {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "file shorter than its size",
+        ));
+    }
+    Ok(Some(Object {
+        body: ObjectBody::Bytes(Bytes::from(buf)),
+        meta,
+    }))
+}
+
 impl FsStorage {
     async fn open(&self, key: &str) -> Result<Option<(tokio::fs::File, ObjectMeta)>> {
         check_key(key)?;
@@ -514,13 +554,12 @@ impl Storage for FsStorage {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Object>> {
-        Ok(self.open(key).await?.map(|(file, meta)| Object {
-            body: ObjectBody::File {
-                file,
-                len: meta.size,
-            },
-            meta,
-        }))
+        check_key(key)?;
+        let path = self.path_of(key);
+        // One trip to the blocking pool for open, stat and (small files) read:
+        // each trip costs more than the work itself when the file is in the page
+        // cache, and `.info`/`.mod`/`list` hits are all small.
+        blocking(key, move || open_whole(&path)).await
     }
 
     async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Option<Object>> {
