@@ -11,10 +11,11 @@ mod healthcheck;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
@@ -131,12 +132,51 @@ fn serve(args: &CliArgs, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result
     };
     // Decided before logging starts: with bars, log lines are written above them.
     let progress = Output::choose(settings.progress, settings.log_format, stderr);
-    init_logging(&settings, progress.log_writer())?;
+    let (writer, flush) = log_writer(&progress);
+    init_logging(&settings, writer)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(run(settings, progress, notifier))
+    let result = runtime.block_on(run(settings, progress, notifier, Arc::clone(&flush)));
+    // Lines still queued are written before the caller reports an error or exits.
+    flush.flush();
+    result
+}
+
+/// How many log lines may wait for the writer thread. When it falls behind by
+/// this much (stderr blocked by a slow reader), logging callers wait for room
+/// rather than lose lines; a line is a few hundred bytes, so the queue stays
+/// within a few MiB.
+const LOG_QUEUE_LINES: usize = 8192;
+
+/// Where log lines go. Plain stderr is written by a dedicated thread so that a
+/// request never waits for the write (or for a lock shared with every other
+/// request); with bars the lines are written in place, above the bars.
+fn log_writer(progress: &Output) -> (BoxMakeWriter, Arc<LogFlush>) {
+    if matches!(progress, Output::Bars(_)) {
+        return (progress.log_writer(), Arc::new(LogFlush(Mutex::new(None))));
+    }
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(LOG_QUEUE_LINES)
+        .lossy(false)
+        .thread_name("goproxy-log")
+        .finish(std::io::stderr());
+    (
+        BoxMakeWriter::new(writer),
+        Arc::new(LogFlush(Mutex::new(Some(guard)))),
+    )
+}
+
+/// Holds the log writer thread open; [`LogFlush::flush`] writes out what is
+/// queued and ends it (later lines are dropped), so call it just before exiting.
+pub(crate) struct LogFlush(Mutex<Option<WorkerGuard>>);
+
+impl LogFlush {
+    pub(crate) fn flush(&self) {
+        let guard = self.0.lock().unwrap_or_else(PoisonError::into_inner).take();
+        drop(guard);
+    }
 }
 
 pub(crate) fn init_logging(settings: &Settings, writer: BoxMakeWriter) -> anyhow::Result<()> {
@@ -163,6 +203,7 @@ async fn run(
     settings: Arc<Settings>,
     progress: Output,
     notifier: Option<Notifier>,
+    log_flush: Arc<LogFlush>,
 ) -> anyhow::Result<()> {
     let server = crate::server::start(Arc::clone(&settings)).await?;
     let display = Display::start(&progress, server.progress());
@@ -236,6 +277,7 @@ async fn run(
         wait_for_signal().await;
         tracing::warn!("second signal: exiting immediately");
         screen.clear();
+        log_flush.flush();
         std::process::exit(130);
     });
     // Downloads still running keep their bars while the server drains.
