@@ -2,7 +2,7 @@
 //! Last-Modified), conditional requests (304), byte ranges (206/416, If-Range) and
 //! HEAD. Bodies stream from storage; nothing is buffered whole.
 
-use std::io::SeekFrom;
+use std::io::{Read, SeekFrom};
 use std::time::{Duration, SystemTime};
 
 use axum::body::Body;
@@ -12,15 +12,17 @@ use axum::http::header::{
 };
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 
 use super::ApiError;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio_util::io::ReaderStream;
+use tokio::io::AsyncSeekExt;
 
 use crate::storage::{Object, ObjectBody, ObjectMeta};
 
-/// Read size when streaming files to clients.
-const STREAM_CHUNK: usize = 256 * 1024;
+/// Read size when streaming files to clients. A streaming client holds two of
+/// these (the chunk being read and the one being written to the socket), so
+/// this sets the memory per concurrent download.
+const STREAM_CHUNK: usize = 128 * 1024;
 
 pub struct ServeOptions {
     pub content_type: &'static str,
@@ -103,12 +105,40 @@ pub async fn respond(object: Object, request: &HeaderMap, opts: ServeOptions) ->
                 .into_response();
             }
             let len = len.min(available);
-            // No 256 KiB buffer for a file of a few KiB.
-            let chunk = usize::try_from(len).map_or(STREAM_CHUNK, |l| l.clamp(1, STREAM_CHUNK));
-            Body::from_stream(ReaderStream::with_capacity(file.take(len), chunk))
+            Body::from_stream(file_chunks(file.into_std().await, len))
         }
     };
     builder.body(body).unwrap_or_default()
+}
+
+/// `len` bytes of `file` from its current position, in chunks read on the
+/// blocking pool straight into the buffers handed to the connection: no
+/// intermediate copy (as tokio's `File` plus a `ReaderStream` would make) and
+/// no full-size buffer for a file of a few KiB. A file shorter than `len` ends
+/// the stream early, which the client sees as a short body.
+fn file_chunks(
+    file: std::fs::File,
+    len: u64,
+) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+    futures_util::stream::try_unfold((file, len), |(file, remaining)| async move {
+        if remaining == 0 {
+            return Ok(None);
+        }
+        let want = usize::try_from(remaining).map_or(STREAM_CHUNK, |r| r.min(STREAM_CHUNK));
+        let (file, buf) = tokio::task::spawn_blocking(move || {
+            let mut buf = Vec::with_capacity(want);
+            let mut limited = Read::take(file, want as u64);
+            limited.read_to_end(&mut buf)?;
+            Ok::<_, std::io::Error>((limited.into_inner(), buf))
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        if buf.is_empty() {
+            return Ok(None);
+        }
+        let remaining = remaining - buf.len() as u64;
+        Ok(Some((Bytes::from(buf), (file, remaining))))
+    })
 }
 
 /// RFC 9110 §13.1.2/13.1.3: If-None-Match wins over If-Modified-Since.
