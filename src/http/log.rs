@@ -21,12 +21,15 @@ pub async fn log_request(
 ) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let client = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.to_string())
-        .unwrap_or_else(|| "-".to_owned());
+    // Cloning a Uri shares its bytes; no copy of the path per request.
+    let uri = request.uri().clone();
+    let path = uri.path();
+    let client = Client(
+        request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0),
+    );
     let response = next.run(request).await;
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
@@ -47,14 +50,14 @@ pub async fn log_request(
         Some("negative") => "negative",
         _ => "none",
     };
-    let (kind, module) = classify(&path);
+    let (kind, module) = classify(path);
     metrics.request(&RequestRecord {
         kind,
         status,
         cache,
         duration: elapsed,
         bytes,
-        path: &path,
+        path,
         module: module.as_deref(),
         reason: response
             .extensions()
@@ -69,6 +72,18 @@ pub async fn log_request(
         tracing::info!(%client, %method, %path, status, bytes, duration_ms, cache, "request");
     }
     response
+}
+
+/// The client's address, formatted only when the line is written.
+struct Client(Option<SocketAddr>);
+
+impl std::fmt::Display for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(addr) => addr.fmt(f),
+            None => f.write_str("-"),
+        }
+    }
 }
 
 /// The endpoint kind (a bounded label) and, for artifacts, the module named.

@@ -14,9 +14,9 @@ pub mod tls;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::header::{ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::cache::usage::UsageDb;
@@ -66,16 +66,14 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn handle(
-    State(state): State<AppState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
+// Takes the request whole: the Method/Uri/HeaderMap extractors would each
+// clone their part on every hit.
+async fn handle(State(state): State<AppState>, request: Request) -> Response {
+    let (method, headers) = (request.method(), request.headers());
     if method != Method::GET && method != Method::HEAD {
-        return method_not_allowed(&method);
+        return method_not_allowed(method);
     }
-    let route = match route::parse(uri.path()) {
+    let route = match route::parse(request.uri().path()) {
         Ok(route) => route,
         Err(rejection) => {
             return ApiError::new(rejection.status, rejection.message).into_response();
@@ -95,16 +93,20 @@ async fn handle(
                 usage.touch(&key.module.escaped(), &version);
             }
             let cache_control = match resolved.outcome {
-                CacheOutcome::Stale => "no-cache".to_owned(),
-                _ if key.is_immutable() => IMMUTABLE_CACHE_CONTROL.to_owned(),
-                _ => format!("public, max-age={}", state.settings.list_ttl.as_secs()),
+                CacheOutcome::Stale => HeaderValue::from_static("no-cache"),
+                _ if key.is_immutable() => HeaderValue::from_static(IMMUTABLE_CACHE_CONTROL),
+                _ => HeaderValue::try_from(format!(
+                    "public, max-age={}",
+                    state.settings.list_ttl.as_secs()
+                ))
+                .unwrap_or_else(|_| HeaderValue::from_static("no-cache")),
             };
             let opts = serve::ServeOptions {
                 content_type: key.content_type(),
                 cache_control,
                 head: method == Method::HEAD,
             };
-            let mut response = serve::respond(resolved.object, &headers, opts).await;
+            let mut response = serve::respond(resolved.object, headers, opts).await;
             response.headers_mut().insert(
                 CACHE_HEADER,
                 HeaderValue::from_static(resolved.outcome.as_str()),

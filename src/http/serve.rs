@@ -26,7 +26,7 @@ const STREAM_CHUNK: usize = 128 * 1024;
 
 pub struct ServeOptions {
     pub content_type: &'static str,
-    pub cache_control: String,
+    pub cache_control: HeaderValue,
     pub head: bool,
 }
 
@@ -48,7 +48,7 @@ pub async fn respond(object: Object, request: &HeaderMap, opts: ServeOptions) ->
     let mut builder = Response::builder()
         .header(ETAG, &tag)
         .header(LAST_MODIFIED, &last_modified)
-        .header(CACHE_CONTROL, &opts.cache_control)
+        .header(CACHE_CONTROL, opts.cache_control)
         .header(ACCEPT_RANGES, "bytes");
 
     if not_modified(request, &tag, meta.modified) {

@@ -258,7 +258,7 @@ impl Metrics {
             REQUESTS,
             vec![
                 kind.clone(),
-                Label::new("status", record.status.to_string()),
+                Label::new("status", status_label(record.status)),
                 Label::new("cache", record.cache),
             ],
         )
@@ -356,6 +356,19 @@ pub fn artifact_kind(kind: &ArtifactKind) -> &'static str {
         ArtifactKind::Info(_) => "info",
         ArtifactKind::Mod(_) => "mod",
         ArtifactKind::Zip(_) => "zip",
+    }
+}
+
+/// The status code as a label value, without formatting one for the codes
+/// almost every request has.
+fn status_label(status: u16) -> SharedString {
+    match status {
+        200 => SharedString::const_str("200"),
+        206 => SharedString::const_str("206"),
+        304 => SharedString::const_str("304"),
+        404 => SharedString::const_str("404"),
+        410 => SharedString::const_str("410"),
+        other => SharedString::from_owned(other.to_string()),
     }
 }
 
