@@ -197,7 +197,8 @@ def wrk(url, paths, connections, duration, work):
         check=True,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p99 = parse_duration(re.search(r"99%\s+(\S+)", out).group(1))
+    p99_match = re.search(r"99%\s+(\S+)", out)
+    p99 = parse_duration(p99_match.group(1)) if p99_match else float("nan")
     transfer = parse_bytes(re.search(r"Transfer/sec:\s+(\S+)", out).group(1))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if errors:
@@ -206,9 +207,13 @@ def wrk(url, paths, connections, duration, work):
 
 
 def parse_duration(s):
-    m = re.match(r"([\d.]+)(us|ms|s|m)", s)
+    # wrk prints e.g. 812.00us, 3.21ms, 1.02s, 1.50m, 2.00h; anything else
+    # (a figure it could not compute) is reported as not a number.
+    m = re.match(r"([\d.]+)(us|ms|s|m|h)$", s)
+    if not m:
+        return float("nan")
     value, unit = float(m.group(1)), m.group(2)
-    return value * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+    return value * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0, "h": 3600000.0}[unit]
 
 
 def parse_bytes(s):
@@ -543,6 +548,8 @@ def main():
         proxy.stop()
         nginx_cache.stop()
         nginx_up.stop()
+        if not SETTINGS["WORKDIR"]:
+            shutil.rmtree(work, ignore_errors=True)
 
     settings = ", ".join(f"{k}={v}" for k, v in SETTINGS.items() if k not in ("WORKDIR",))
     print(f"Machine: {machine()}")
@@ -555,8 +562,6 @@ def main():
         print(f"| {r['name']} | {r['result']} | {ratio} | {r['target']} | {'yes' if r['met'] else 'NO'} |")
     print()
     print(f"Total time: {time.monotonic() - started:.0f} s")
-    if not SETTINGS["WORKDIR"]:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
