@@ -14,20 +14,37 @@ use super::RequestRecord;
 /// room for a newcomer, which inherits its count (the "space-saving" scheme):
 /// popular modules stay in, and one-off requests cannot grow the map.
 pub const TOP_CAPACITY: usize = 1_000;
+/// Every request counts its module: the counts are split over this many
+/// independently locked shards (by module name), so concurrent cache hits do
+/// not all queue on one lock.
+const SHARDS: usize = 16;
 /// Errors kept for the status page.
 pub const RECENT_ERRORS: usize = 20;
 /// Longest error reason kept, in bytes.
 const MAX_REASON: usize = 300;
 
-#[derive(Default)]
 pub struct StatusBook {
     requests: AtomicU64,
     hits: AtomicU64,
     misses: AtomicU64,
     stale: AtomicU64,
     negative: AtomicU64,
-    modules: Mutex<HashMap<String, u64>>,
+    modules: [Mutex<HashMap<String, u64>>; SHARDS],
     errors: Mutex<VecDeque<RecentError>>,
+}
+
+impl Default for StatusBook {
+    fn default() -> Self {
+        StatusBook {
+            requests: AtomicU64::default(),
+            hits: AtomicU64::default(),
+            misses: AtomicU64::default(),
+            stale: AtomicU64::default(),
+            negative: AtomicU64::default(),
+            modules: std::array::from_fn(|_| Mutex::default()),
+            errors: Mutex::default(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -84,13 +101,18 @@ impl StatusBook {
     }
 
     fn count_module(&self, module: &str) {
-        let mut modules = self.modules.lock().unwrap_or_else(|e| e.into_inner());
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        let shard =
+            BuildHasherDefault::<DefaultHasher>::default().hash_one(module) as usize % SHARDS;
+        let mut modules = self.modules[shard]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if let Some(count) = modules.get_mut(module) {
             *count += 1;
             return;
         }
         let mut start = 0;
-        if modules.len() >= TOP_CAPACITY
+        if modules.len() >= TOP_CAPACITY / SHARDS
             && let Some((least, count)) = modules
                 .iter()
                 .min_by_key(|(_, count)| **count)
@@ -131,14 +153,14 @@ impl StatusBook {
 
     /// The `n` most requested modules, most requested first (ties by name).
     pub fn top_modules(&self, n: usize) -> Vec<ModuleCount> {
-        let modules = self.modules.lock().unwrap_or_else(|e| e.into_inner());
-        let mut all: Vec<ModuleCount> = modules
-            .iter()
-            .map(|(module, requests)| ModuleCount {
+        let mut all: Vec<ModuleCount> = Vec::new();
+        for shard in &self.modules {
+            let modules = shard.lock().unwrap_or_else(|e| e.into_inner());
+            all.extend(modules.iter().map(|(module, requests)| ModuleCount {
                 module: module.clone(),
                 requests: *requests,
-            })
-            .collect();
+            }));
+        }
         all.sort_by(|a, b| b.requests.cmp(&a.requests).then(a.module.cmp(&b.module)));
         all.truncate(n);
         all
@@ -214,7 +236,9 @@ mod tests {
             let module = format!("once.example/m{i}");
             book.record(&record("/o", Some(&module), 200, "hit"));
         }
-        assert_eq!(book.modules.lock().unwrap().len(), TOP_CAPACITY);
+        let counted: usize = book.modules.iter().map(|m| m.lock().unwrap().len()).sum();
+        // Every shard is full, and none went past its share of the capacity.
+        assert_eq!(counted, TOP_CAPACITY / SHARDS * SHARDS);
         let top = book.top_modules(3);
         assert_eq!(top[0].module, "popular.example/m");
         assert_eq!(top[0].requests, 50);
