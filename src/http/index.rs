@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
-use axum::http::{HeaderValue, Method, StatusCode, Uri};
+use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
 use super::{ApiError, AppState, method_not_allowed};
@@ -86,15 +86,12 @@ pub async fn handle(State(state): State<AppState>, method: Method, uri: Uri) -> 
             ),
         }
     }
-    let mut response = body.into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/x-ndjson; charset=utf-8"),
-    );
-    // The feed grows all the time: caches must ask again.
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    response
+    let headers = [
+        (CONTENT_TYPE, "application/x-ndjson; charset=utf-8"),
+        // The feed grows all the time: caches must ask again.
+        (CACHE_CONTROL, "no-cache"),
+    ];
+    (headers, body).into_response()
 }
 
 /// Parses `since` and `limit`; other parameters are ignored, as index.golang.org does.

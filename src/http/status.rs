@@ -2,7 +2,6 @@
 //! (the JSON it refreshes itself from) and `/metrics` (Prometheus text format).
 
 use axum::extract::State;
-use axum::http::HeaderValue;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -63,22 +62,15 @@ struct DownloadView {
 }
 
 pub async fn page() -> Response {
-    let mut response = PAGE.into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    let headers = [
+        (CONTENT_TYPE, "text/html; charset=utf-8"),
+        (CACHE_CONTROL, "no-store"),
+    ];
+    (headers, PAGE).into_response()
 }
 
 pub async fn api(State(state): State<AppState>) -> Response {
-    let mut response = axum::Json(status(&state)).into_response();
-    response
-        .headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    ([(CACHE_CONTROL, "no-store")], axum::Json(status(&state))).into_response()
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
@@ -86,14 +78,11 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         downloads_active: state.fetcher.progress().active(),
         downloads_queued: state.fetcher.downloads_waiting(),
     };
-    let mut response = state.metrics.render(&gauges).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    let headers = [
+        (CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8"),
+        (CACHE_CONTROL, "no-store"),
+    ];
+    (headers, state.metrics.render(&gauges)).into_response()
 }
 
 pub fn status(state: &AppState) -> Status {
