@@ -15,7 +15,7 @@ use goproxy::config::{AuthRequire, PrivateUpstream, Settings, TokenHash, UserHas
 use goproxy::gomod::pattern::PrefixPatterns;
 use goproxy::sumdb::config::ProxiedSumDb;
 use reqwest::header::{AUTHORIZATION, WWW_AUTHENTICATE};
-use support::cli::{expect_failure, path_str, runtime, tempdir, write};
+use support::cli::{expect_failure, path_str, proxy_args, runtime, tempdir, write};
 use support::go::{GoEnv, expect_success};
 use support::process::{ProxyProcess, command};
 use support::server_tls::TestCa;
@@ -357,16 +357,7 @@ fn auth_hash_prints_what_the_settings_take() {
     let cache = dir.path().join("cache");
     let proxy = ProxyProcess::spawn(
         dir.path(),
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--cache",
-            path_str(&cache),
-            "--upstream",
-            "http://127.0.0.1:9",
-            "--auth-users",
-            &users,
-        ],
+        &proxy_args(&cache, "http://127.0.0.1:9", &["--auth-users", &users]),
         &[("AUTH_TOKENS", &token_hash)],
     );
     let status = |auth: Option<String>| {

@@ -306,16 +306,7 @@ fn without_a_terminal_progress_is_throttled_plain_lines_and_a_completion_line() 
     // A terminal type is set, as it often is in containers: stderr decides.
     let proxy = FileLogged::spawn(
         dir.path(),
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--cache",
-            path_str(&cache),
-            "--upstream",
-            &upstream.url,
-            "--gosumdb",
-            "off",
-        ],
+        &proxy_args(&cache, &upstream.url, &[]),
         &[("TERM", "xterm-256color")],
     );
     let download = rt.spawn(fetch(format!("{}{}", proxy.url, slow.url_path("zip"))));
@@ -393,16 +384,7 @@ fn progress_off_logs_no_progress() {
     let cache = dir.path().join("cache");
     let proxy = FileLogged::spawn(
         dir.path(),
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--cache",
-            path_str(&cache),
-            "--upstream",
-            &upstream.url,
-            "--gosumdb",
-            "off",
-        ],
+        &proxy_args(&cache, &upstream.url, &[]),
         &[("PROGRESS", "off")],
     );
     assert_eq!(

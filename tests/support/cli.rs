@@ -116,9 +116,10 @@ pub fn run_to_exit(dir: &Path, args: &[&str], env: &[(&str, &str)], limit: Durat
     child.wait_with_output().expect("collect output")
 }
 
-/// A server on 127.0.0.1 with a free port, the given cache and upstream, fast
-/// retries, and no checksum database (the fixtures are not in one).
-pub fn start_proxy(dir: &Path, cache: &Path, upstream: &str, extra: &[&str]) -> ProxyProcess {
+/// Flags for a server on 127.0.0.1 with a free port, the given cache and
+/// upstream, fast retries, and no checksum database (the fixtures are not in
+/// one), followed by `extra`.
+pub fn proxy_args<'a>(cache: &'a Path, upstream: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "--listen",
         "127.0.0.1:0",
@@ -132,7 +133,12 @@ pub fn start_proxy(dir: &Path, cache: &Path, upstream: &str, extra: &[&str]) -> 
         "off",
     ];
     args.extend_from_slice(extra);
-    ProxyProcess::spawn(dir, &args, &[])
+    args
+}
+
+/// A server started with [`proxy_args`].
+pub fn start_proxy(dir: &Path, cache: &Path, upstream: &str, extra: &[&str]) -> ProxyProcess {
+    ProxyProcess::spawn(dir, &proxy_args(cache, upstream, extra), &[])
 }
 
 pub fn proxy_addr(proxy: &ProxyProcess) -> SocketAddr {
