@@ -1,10 +1,13 @@
 //! One in-flight fetch per key. The fetch runs in its own task, owned by this map
 //! rather than by the request that started it: a client that hangs up cancels
-//! nothing, and every waiter receives the same result or the same error.
+//! nothing, and every waiter receives the same result or the same error. A
+//! fetch may leave a tail (storing what it fetched) that runs after the
+//! waiters have their answer.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use futures_util::FutureExt;
@@ -14,12 +17,18 @@ type SharedResult<T, E> = Shared<BoxFuture<'static, Result<T, Arc<E>>>>;
 
 pub struct Flights<K, T, E> {
     inflight: Arc<Mutex<HashMap<K, SharedResult<T, E>>>>,
+    /// Tails running now, and a wake-up for when none is left.
+    tails: Arc<(std::sync::atomic::AtomicUsize, tokio::sync::Notify)>,
 }
 
 impl<K, T, E> Default for Flights<K, T, E> {
     fn default() -> Self {
         Flights {
             inflight: Arc::new(Mutex::new(HashMap::new())),
+            tails: Arc::new((
+                std::sync::atomic::AtomicUsize::new(0),
+                tokio::sync::Notify::new(),
+            )),
         }
     }
 }
@@ -29,7 +38,16 @@ impl<K, T, E> Default for Flights<K, T, E> {
 pub enum Role {
     Leader,
     Follower,
+    /// Joined a fetch that had already answered and is storing its result:
+    /// for this caller, as good as a cache hit.
+    Finished,
 }
+
+/// Work a fetch leaves behind after its result is known (writing it to the
+/// cache): waiters are answered at once, and the fetch stays registered until
+/// the tail is done, so a request arriving meanwhile joins it instead of
+/// fetching again.
+pub type Tail = BoxFuture<'static, ()>;
 
 impl<K, T, E> Flights<K, T, E>
 where
@@ -48,37 +66,88 @@ where
     where
         F: Future<Output = Result<T, E>> + Send + 'static,
     {
+        self.run_with_tail(
+            key,
+            || start().map(|result| result.map(|value| (value, None))),
+            on_panic,
+        )
+        .await
+    }
+
+    /// As `run`, but the fetch may hand back a tail to run after its result
+    /// has been given to the waiters.
+    pub async fn run_with_tail<F>(
+        &self,
+        key: K,
+        start: impl FnOnce() -> F,
+        on_panic: fn() -> E,
+    ) -> (Result<T, Arc<E>>, Role)
+    where
+        F: Future<Output = Result<(T, Option<Tail>), E>> + Send + 'static,
+    {
         let (shared, role) = {
             let mut map = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(existing) = map.get(&key) {
-                (existing.clone(), Role::Follower)
+                let role = match existing.peek() {
+                    Some(_) => Role::Finished,
+                    None => Role::Follower,
+                };
+                (existing.clone(), role)
             } else {
+                let (answer, answered) = tokio::sync::oneshot::channel();
                 let task = tokio::spawn(start());
                 let inflight = Arc::clone(&self.inflight);
+                let tails = Arc::clone(&self.tails);
                 let remove_key = key.clone();
-                let fut = async move {
-                    let result = match task.await {
-                        Ok(r) => r.map_err(Arc::new),
-                        Err(_) => Err(Arc::new(on_panic())),
+                // Owned by the runtime rather than by the request that started
+                // it, so the entry is always removed, even if every waiter goes.
+                tokio::spawn(async move {
+                    let (result, tail) = match task.await {
+                        Ok(Ok((value, tail))) => (Ok(value), tail),
+                        Ok(Err(e)) => (Err(Arc::new(e)), None),
+                        Err(_) => (Err(Arc::new(on_panic())), None),
                     };
-                    // The result is already stored (or the error final) when the entry
-                    // goes, so a request arriving afterwards sees it in the cache.
+                    let tailing = tail.is_some();
+                    if tailing {
+                        tails.0.fetch_add(1, Ordering::SeqCst);
+                    }
+                    let _ = answer.send(result);
+                    if let Some(tail) = tail {
+                        // Its own task, so a panic in it cannot skip the removal.
+                        let _ = tokio::spawn(tail).await;
+                    }
+                    // Removed only once the result is stored (or the error final),
+                    // so a request arriving afterwards sees it in the cache.
                     inflight
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .remove(&remove_key);
-                    result
-                }
-                .boxed()
-                .shared();
+                    if tailing && tails.0.fetch_sub(1, Ordering::SeqCst) == 1 {
+                        tails.1.notify_waiters();
+                    }
+                });
+                let fut =
+                    async move { answered.await.unwrap_or_else(|_| Err(Arc::new(on_panic()))) }
+                        .boxed()
+                        .shared();
                 map.insert(key, fut.clone());
-                // Drive the shared future even if every waiter goes away, so the map
-                // entry is always removed.
-                tokio::spawn(fut.clone());
                 (fut, Role::Leader)
             }
         };
         (shared.await, role)
+    }
+
+    /// Waits until no tail is running: every fetch that has answered has
+    /// also finished what it left behind. Fetches still running are not
+    /// waited for.
+    pub async fn tails_done(&self) {
+        loop {
+            let notified = self.tails.1.notified();
+            if self.tails.0.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// Number of fetches in flight.
@@ -184,5 +253,68 @@ mod tests {
             .await;
         assert_eq!(r.unwrap_err().as_str(), "panicked");
         assert!(flights.is_empty());
+    }
+
+    #[tokio::test]
+    async fn waiters_are_answered_before_the_tail_and_the_key_stays_taken_until_it_ends() {
+        let flights: Arc<Flights<u8, u32, String>> = Arc::new(Flights::default());
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let (result, role) = flights
+            .run_with_tail(
+                1,
+                || async move {
+                    let tail: Tail = Box::pin(async move {
+                        let _ = released.await;
+                    });
+                    Ok((5, Some(tail)))
+                },
+                || "panic".to_owned(),
+            )
+            .await;
+        assert_eq!((result.unwrap(), role), (5, Role::Leader));
+        // The tail still runs: a new caller joins the finished fetch instead of
+        // starting another one.
+        let (result, role) = flights
+            .run(1, || async { Ok(9) }, || "panic".to_owned())
+            .await;
+        assert_eq!((result.unwrap(), role), (5, Role::Finished));
+        assert_eq!(flights.len(), 1);
+        let idle = {
+            let flights = Arc::clone(&flights);
+            tokio::spawn(async move { flights.tails_done().await })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!idle.is_finished(), "done while a tail is running");
+        release.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), idle)
+            .await
+            .expect("idle once the tail is done")
+            .unwrap();
+        assert!(flights.is_empty());
+        let (result, role) = flights
+            .run(1, || async { Ok(9) }, || "panic".to_owned())
+            .await;
+        assert_eq!((result.unwrap(), role), (9, Role::Leader));
+    }
+
+    #[tokio::test]
+    async fn a_panicking_tail_still_frees_the_key() {
+        let flights: Flights<u8, u32, String> = Flights::default();
+        let (result, _) = flights
+            .run_with_tail(
+                1,
+                || async {
+                    let tail: Tail = Box::pin(async {
+                        panic!("tail panicked");
+                    });
+                    Ok((3, Some(tail)))
+                },
+                || "panic".to_owned(),
+            )
+            .await;
+        assert_eq!(result.unwrap(), 3);
+        tokio::time::timeout(Duration::from_secs(5), flights.tails_done())
+            .await
+            .expect("the key is freed");
     }
 }

@@ -60,6 +60,8 @@ pub struct Server {
     metrics: Arc<Metrics>,
     /// Rescans the cache for the size gauges.
     stats: JoinHandle<()>,
+    /// Fetches still storing what they fetched are waited for at shutdown.
+    fetcher: Arc<Fetcher>,
 }
 
 impl Server {
@@ -77,10 +79,17 @@ impl Server {
         &self.metrics
     }
 
+    /// Waits until what answered fetches fetched is stored (stores run after
+    /// the requests are answered; fetches still downloading are not waited for).
+    pub async fn settle(&self) {
+        self.fetcher.settle().await;
+    }
+
     /// Stops accepting connections and waits for in-flight requests, at most
     /// `deadline`; connections still open then are dropped.
     pub async fn shutdown(self, deadline: std::time::Duration) {
         let _ = self.shutdown.send(true);
+        let started = tokio::time::Instant::now();
         let abort = self.task.abort_handle();
         if tokio::time::timeout(deadline, self.task).await.is_err() {
             tracing::warn!(
@@ -88,6 +97,17 @@ impl Server {
                 "in-flight requests did not finish in time; closing them"
             );
             abort.abort();
+        }
+        // Answered fetches may still be writing to the cache; what is cut off
+        // here leaves only temp files, which the next start sweeps.
+        let left = deadline.saturating_sub(started.elapsed());
+        if tokio::time::timeout(left, self.fetcher.settle())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "fetched artifacts were still being stored at shutdown; they will be fetched again"
+            );
         }
         if let Some(cleanup) = self.cleanup {
             cleanup.abort();
@@ -285,7 +305,7 @@ async fn serve(
     ));
     let state = AppState {
         settings: Arc::clone(&settings),
-        fetcher,
+        fetcher: Arc::clone(&fetcher),
         sumdb_proxy,
         usage: usage.clone(),
         metrics: Arc::clone(&metrics),
@@ -346,6 +366,7 @@ async fn serve(
         progress,
         metrics,
         stats,
+        fetcher,
     })
 }
 

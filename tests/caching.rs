@@ -330,3 +330,49 @@ async fn a_failing_disk_is_a_500_that_tries_no_other_upstream_and_is_not_remembe
     assert_eq!(r.status(), StatusCode::OK, "the failure was not remembered");
     assert_eq!(r.bytes().await.unwrap().as_ref(), m.zip.as_slice());
 }
+
+#[tokio::test]
+async fn a_small_artifact_is_served_from_memory_even_when_the_disk_refuses_it() {
+    use goproxy::storage::Storage;
+    let upstream = FakeUpstream::start().await;
+    let m = Module::simple("example.com/fulldisk", "v1.0.0");
+    upstream.add(m.clone());
+    let storage = std::sync::Arc::new(support::FailingStorage::default());
+    let proxy = TestProxy::start_with_storage(&[&upstream.url], storage.clone()).await;
+    storage.fail_writes(true);
+    let r = proxy.get(&m.url_path("mod")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["x-goproxy-cache"], "miss");
+    assert_eq!(r.bytes().await.unwrap().as_ref(), m.go_mod.as_slice());
+    assert!(
+        storage
+            .head(&m.url_path("mod")[1..])
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing was stored"
+    );
+    let metrics = proxy.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "goproxy_cache_store_failures_total 1"),
+        "{metrics}"
+    );
+    // Not stored, so the next request fetches it again (once the disk is
+    // back, it is stored).
+    storage.fail_writes(false);
+    let r = proxy.get(&m.url_path("mod")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(upstream.hits(&m.url_path("mod")), 2);
+    assert!(
+        storage
+            .head(&m.url_path("mod")[1..])
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let r = proxy.get(&m.url_path("mod")).await;
+    assert_eq!(r.headers()["x-goproxy-cache"], "hit");
+    assert_eq!(upstream.hits(&m.url_path("mod")), 2);
+}

@@ -305,6 +305,10 @@ fn kill_9_mid_download_leaves_no_partial_zip_and_a_restart_serves_the_full_zip()
         2,
         "the zip was fetched again, not taken from the temp file"
     );
+    // Published behind the answer.
+    wait_until("the zip is in the cache", || {
+        at_v.join("v1.0.0.zip").exists()
+    });
     assert_eq!(std::fs::read(at_v.join("v1.0.0.zip")).unwrap(), m.zip);
     let (status, headers, body) = get(&rt, &format!("{}{url}", second.url));
     assert_eq!(
@@ -349,6 +353,11 @@ fn two_processes_sharing_a_cache_both_serve_an_uncached_zip_correctly() {
     );
 
     let at_v = cache.join("example.com/shared/@v");
+    // Both publish (and write metadata) behind their answers.
+    wait_until("both processes are done storing", || {
+        at_v.join("v1.0.0.zip.meta").exists()
+            && files_in(&at_v).iter().all(|(n, _)| !n.starts_with(".tmp-"))
+    });
     assert_eq!(std::fs::read(at_v.join("v1.0.0.zip")).unwrap(), m.zip);
     let meta: serde_json::Value =
         serde_json::from_slice(&std::fs::read(at_v.join("v1.0.0.zip.meta")).unwrap()).unwrap();

@@ -294,10 +294,10 @@ fn upstream_env_beats_config_file_upstreams_on_a_running_server() {
     assert_eq!(body, b"v1.0.0\n");
     assert_eq!(from_env.hits("/example.com/a/@v/list"), 1);
     assert_eq!(from_file.total_hits(), 0, "the file's upstream was used");
-    assert!(
-        cache.join("example.com/a/@v/list").is_file(),
-        "cache_dir from the file was not used"
-    );
+    // Stored behind the answer.
+    wait_until("cache_dir from the file is used", || {
+        cache.join("example.com/a/@v/list").is_file()
+    });
 }
 
 // ---- Go-style flags ----
@@ -327,7 +327,9 @@ fn go_style_single_dash_flags_configure_a_running_server() {
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     assert_eq!(body, b"v1.0.0\n");
     assert_eq!(upstream.hits("/example.com/a/@v/list"), 1);
-    assert!(cache.join("example.com/a/@v/list").is_file());
+    wait_until("the list is stored in -cache", || {
+        cache.join("example.com/a/@v/list").is_file()
+    });
 
     let out = config_show(
         dir.path(),

@@ -250,7 +250,12 @@ async fn concurrent_downloads_are_limited_and_the_rest_wait_their_turn() {
     let downloads = futures_util::future::join_all(modules.iter().map(|m| get_zip(&proxy, m)));
     let hit = async {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let r = proxy.get(&cached.url_path("info")).await;
+        // Not `proxy.get`: that also waits for the downloads to be stored.
+        let r = support::client()
+            .get(format!("{}{}", proxy.url, cached.url_path("info")))
+            .send()
+            .await
+            .expect("request to proxy");
         assert_eq!(r.headers()["x-goproxy-cache"], "hit");
         // How many downloads had reached the upstream when the hit was answered.
         modules

@@ -154,6 +154,16 @@ impl Job<'_> {
                 Some(state.validator)
             }
             None => match Validator::of(response.headers()) {
+                // A small body that came whole in this one response has
+                // nothing worth resuming: no state file, and none of the
+                // fsyncs that keep one.
+                Some(v)
+                    if (start, end) == (0, total)
+                        && total <= self.settings.download_parallel_threshold =>
+                {
+                    self.target.begin(None, Some(total)).await.map_err(local)?;
+                    Some(v)
+                }
                 Some(v) => {
                     let state = PartialState::new(source, total, v.clone());
                     self.target

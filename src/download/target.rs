@@ -169,8 +169,9 @@ impl Target {
             *generation += 1;
             // The old state goes first: were it still there when the file has
             // its size again, a crash now would let it vouch for zeros.
-            if let Some(path) = &state_path {
-                remove_if_present(path)?;
+            if let Some(path) = &state_path
+                && remove_if_present(path)?
+            {
                 sync_parent(path)?;
             }
             file.set_len(0)?;
@@ -364,10 +365,12 @@ fn sync_parent(path: &Path) -> io::Result<()> {
     }
 }
 
-fn remove_if_present(path: &Path) -> io::Result<()> {
+/// Whether there was something to remove.
+fn remove_if_present(path: &Path) -> io::Result<bool> {
     match std::fs::remove_file(path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
     }
 }
 

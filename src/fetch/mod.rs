@@ -9,6 +9,8 @@ pub mod validate;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use bytes::Bytes;
+
 use crate::cache::hot::HotCache;
 use crate::cache::{ArtifactKey, ExpiringSet};
 use crate::config::Settings;
@@ -16,7 +18,7 @@ use crate::download::DownloadSlots;
 use crate::flight::{Flights, Role};
 use crate::metrics::Metrics;
 use crate::progress::Progress;
-use crate::storage::{Object, Storage, StorageError};
+use crate::storage::{Object, ObjectBody, ObjectMeta, Storage, StorageError};
 use crate::sumdb::client::{SumDb, SumDbError};
 use crate::upstream::{Route, UpstreamError, Upstreams};
 
@@ -91,6 +93,15 @@ impl CacheOutcome {
     }
 }
 
+/// What a finished fetch hands its waiters.
+#[derive(Clone)]
+pub enum Ready {
+    /// In storage: read it from there.
+    Stored,
+    /// Fetched and verified; served from memory while it is being stored.
+    Memory { bytes: Bytes, modified: SystemTime },
+}
+
 pub struct Resolved {
     pub object: Object,
     pub outcome: CacheOutcome,
@@ -102,7 +113,7 @@ pub struct Fetcher {
     settings: Arc<Settings>,
     /// The checksum database every public module is verified against (None: off).
     sumdb: Option<Arc<SumDb>>,
-    flights: Flights<ArtifactKey, (), FetchError>,
+    flights: Flights<ArtifactKey, Ready, FetchError>,
     negative: ExpiringSet<ArtifactKey>,
     /// Mutable entries whose refresh just failed: served stale without asking the
     /// upstreams again until this expires, so an offline proxy answers at once.
@@ -145,6 +156,11 @@ impl Fetcher {
             metrics,
             hot,
         }
+    }
+
+    /// Waits until what answered fetches fetched is stored (at shutdown).
+    pub async fn settle(&self) {
+        self.flights.tails_done().await;
     }
 
     /// Zip downloads waiting for a slot under `max_concurrent_downloads`.
@@ -216,7 +232,7 @@ impl Fetcher {
                 });
             }
             return match self.fetch(key).await {
-                Ok(()) => self.read_back(key).await,
+                Ok((ready, outcome)) => self.read_back(key, ready, outcome).await,
                 // Only a unanimous "not found" outranks the copy we have; any other
                 // failure (upstreams down, some of them saying 404, a full disk)
                 // serves the stale copy: offline mode.
@@ -234,7 +250,7 @@ impl Fetcher {
             };
         }
         match self.fetch(key).await {
-            Ok(()) => self.read_back(key).await,
+            Ok((ready, outcome)) => self.read_back(key, ready, outcome).await,
             Err(err) => Err(unshare(err, key)),
         }
     }
@@ -246,12 +262,28 @@ impl Fetcher {
         age < self.settings.list_ttl
     }
 
-    async fn read_back(&self, key: &ArtifactKey) -> Result<Resolved, FetchError> {
+    async fn read_back(
+        &self,
+        key: &ArtifactKey,
+        ready: Ready,
+        outcome: CacheOutcome,
+    ) -> Result<Resolved, FetchError> {
+        if let Ready::Memory { bytes, modified } = ready {
+            let object = Object {
+                meta: ObjectMeta {
+                    size: bytes.len() as u64,
+                    modified,
+                },
+                body: ObjectBody::Bytes(bytes),
+            };
+            let object = match self.hot.as_ref().filter(|_| key.is_immutable()) {
+                Some(hot) => hot.offer(&key.storage_key(), object),
+                None => object,
+            };
+            return Ok(Resolved { object, outcome });
+        }
         match self.storage.get(&key.storage_key()).await {
-            Ok(Some(object)) => Ok(Resolved {
-                object,
-                outcome: CacheOutcome::Miss,
-            }),
+            Ok(Some(object)) => Ok(Resolved { object, outcome }),
             Ok(None) => Err(FetchError::Internal {
                 name: key.display_name(),
                 reason: "stored artifact disappeared before it could be served".to_owned(),
@@ -264,14 +296,20 @@ impl Fetcher {
     }
 
     /// Fetches and stores `key`, sharing one upstream fetch among concurrent callers.
-    async fn fetch(self: &Arc<Self>, key: &ArtifactKey) -> Result<(), Arc<FetchError>> {
+    /// Fetches `key` (or joins the fetch running for it); the outcome says
+    /// whether this request waited for the upstream (miss) or found the fetch
+    /// already answered (hit).
+    async fn fetch(
+        self: &Arc<Self>,
+        key: &ArtifactKey,
+    ) -> Result<(Ready, CacheOutcome), Arc<FetchError>> {
         let this = Arc::clone(self);
         let owned = key.clone();
         let (result, role) = self
             .flights
-            .run(
+            .run_with_tail(
                 key.clone(),
-                move || async move { this.fetch_and_store(&owned).await },
+                move || this.fetch_and_store(owned),
                 || FetchError::Internal {
                     name: String::new(),
                     reason: "the fetch task panicked".to_owned(),
@@ -282,7 +320,11 @@ impl Fetcher {
             self.metrics.deduplicated();
             tracing::debug!(artifact = %key.display_name(), "joined an in-flight fetch");
         }
-        result
+        let outcome = match role {
+            Role::Finished => CacheOutcome::Hit,
+            Role::Leader | Role::Follower => CacheOutcome::Miss,
+        };
+        result.map(|ready| (ready, outcome))
     }
 }
 

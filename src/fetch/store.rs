@@ -3,14 +3,16 @@
 //! and, for `.mod` and `.zip`, the checksum database.
 
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use super::body::{hex, unix_now};
-use super::{FetchError, Fetcher, validate};
+use super::{FetchError, Fetcher, Ready, validate};
 use crate::cache::{ArtifactKey, ArtifactKind, Sidecar};
 use crate::download::{Job, Target};
+use crate::flight::Tail;
 use crate::gomod::version::RequestedVersion;
 use crate::gomod::{self, dirhash, zip::MAX_GO_MOD, zip::MAX_ZIP_FILE};
 use crate::metrics::Verification;
@@ -21,20 +23,46 @@ use crate::upstream::{AttemptError, BodyError, Fetched, UpstreamError, read_limi
 /// A checksum mismatch seen while taking in an upstream's answer: (got, want).
 type Mismatch = Mutex<Option<(String, String)>>;
 
+/// Zips up to this size are answered from memory while their file is
+/// published behind the answer; larger ones are published first and served
+/// from the cache. With `max_concurrent_downloads` this bounds the memory held.
+const ZIP_IN_MEMORY_MAX: u64 = 1024 * 1024;
+
+/// Where a verified artifact is when the fetch answers its waiters.
+enum Landing {
+    /// Already published in storage.
+    Stored,
+    /// In memory only; written to storage behind the answer.
+    Bytes(Bytes),
+    /// In memory, and in a checked download file published behind the answer.
+    Download { bytes: Bytes, target: Box<Target> },
+}
+
 impl Fetcher {
-    pub(super) async fn fetch_and_store(&self, key: &ArtifactKey) -> Result<(), FetchError> {
+    /// Fetches and verifies `key`. What is fetched is handed back to the
+    /// waiting requests at once; storing it (the artifact if it is still in
+    /// memory, its metadata, the index) is the returned tail, so no request
+    /// waits on fsyncs it does not need.
+    pub(super) async fn fetch_and_store(
+        self: Arc<Self>,
+        key: ArtifactKey,
+    ) -> Result<(Ready, Option<Tail>), FetchError> {
+        let key = &key;
         let name = key.display_name();
         let path = key.storage_key();
         let started = std::time::Instant::now();
-        // Zips wait for a download slot first; then, as for everything else, a
-        // request that missed just before another fetch (or process) stored
-        // the artifact must not download it a second time.
-        let _slot = match &key.kind {
+        // Zips wait for a download slot first; then a zip that another fetch
+        // (or process) stored meanwhile must not be downloaded a second time.
+        // Small files skip that look: a fetch stays registered until what it
+        // fetched is stored, so only a rare race can fetch one twice, and a
+        // second copy of a few bytes costs less than a disk round trip on
+        // every miss.
+        let slot = match &key.kind {
             ArtifactKind::Zip(_) => Some(self.slots.acquire(&name).await),
             _ => None,
         };
-        if key.is_immutable() && matches!(self.storage.head(&path).await, Ok(Some(_))) {
-            return Ok(());
+        if slot.is_some() && matches!(self.storage.head(&path).await, Ok(Some(_))) {
+            return Ok((Ready::Stored, None));
         }
         let expected = self.expected_hashes(key).await.inspect_err(|e| {
             if matches!(e, FetchError::Sumdb { source, .. } if !matches!(source, SumDbError::NotFound { .. }))
@@ -57,13 +85,22 @@ impl Fetcher {
             self.metrics.verification(Verification::Ok);
         }
         match outcome {
-            Ok(sidecar) => {
-                self.metrics.cache_changed();
+            Ok((sidecar, landing)) => {
                 self.negative.remove(key);
                 self.refresh_failed.remove(key);
                 tracing::info!(artifact = %name, upstream = %sidecar.upstream, bytes = sidecar.size, verified = sidecar.h1.is_some(), elapsed_ms = started.elapsed().as_millis() as u64, "fetched");
-                self.write_metadata(key, &sidecar).await;
-                Ok(())
+                let ready = match &landing {
+                    Landing::Bytes(bytes) | Landing::Download { bytes, .. } => Ready::Memory {
+                        bytes: bytes.clone(),
+                        modified: SystemTime::now(),
+                    },
+                    Landing::Stored => Ready::Stored,
+                };
+                let this = Arc::clone(&self);
+                let key = key.clone();
+                let tail: Tail =
+                    Box::pin(async move { this.store_behind(&key, sidecar, landing).await });
+                Ok((ready, Some(tail)))
             }
             // A mismatch outranks whatever else the upstreams said: it is the news.
             Err(_) if mismatched => {
@@ -122,6 +159,38 @@ impl Fetcher {
             })
     }
 
+    /// The tail of a fetch: publishes what was answered from memory, then
+    /// writes the metadata. A failed write is logged; the artifact was served, and
+    /// the next request for it fetches it again.
+    async fn store_behind(&self, key: &ArtifactKey, sidecar: Sidecar, landing: Landing) {
+        let mode = if key.is_immutable() {
+            PutMode::IfAbsent
+        } else {
+            PutMode::Overwrite
+        };
+        let stored = match landing {
+            Landing::Stored => Ok(()),
+            Landing::Bytes(bytes) => self
+                .storage
+                .put_bytes(&key.storage_key(), bytes, mode)
+                .await
+                .map(drop),
+            Landing::Download { target, .. } => target.commit().await.map(drop),
+        };
+        if let Err(e) = stored {
+            tracing::error!(artifact = %key.display_name(), error = %e, "could not store a fetched artifact in the cache; it was served, and will be fetched again");
+            self.metrics.store_failed();
+            // Not cached, so not kept in memory either: the next request
+            // fetches it (and tries to store it) again.
+            if let Some(hot) = &self.hot {
+                hot.remove(&key.storage_key());
+            }
+            return;
+        }
+        self.metrics.cache_changed();
+        self.write_metadata(key, &sidecar).await;
+    }
+
     /// Sidecar metadata, and for zips the Go module cache's `.ziphash`, so the
     /// verified hash can be checked again later without the network. Both are
     /// conveniences: failing to write them must not fail the fetch.
@@ -147,7 +216,7 @@ impl Fetcher {
         key: &ArtifactKey,
         expected: Option<&ModuleHashes>,
         mismatch: &Mismatch,
-    ) -> Result<Sidecar, FetchError> {
+    ) -> Result<(Sidecar, Landing), FetchError> {
         let name = key.display_name();
         let limit = match key.kind {
             ArtifactKind::List => validate::MAX_LIST,
@@ -199,16 +268,7 @@ impl Fetcher {
             size: fetched.value.len() as u64,
             h1: expected.map(|e| e.go_mod.clone()),
         };
-        let mode = if key.is_immutable() {
-            PutMode::IfAbsent
-        } else {
-            PutMode::Overwrite
-        };
-        self.storage
-            .put_bytes(&key.storage_key(), fetched.value, mode)
-            .await
-            .map_err(|source| FetchError::Storage { name, source })?;
-        Ok(sidecar)
+        Ok((sidecar, Landing::Bytes(fetched.value)))
     }
 
     async fn fetch_zip(
@@ -217,7 +277,7 @@ impl Fetcher {
         version: &gomod::Version,
         expected: Option<&ModuleHashes>,
         mismatch: &Mismatch,
-    ) -> Result<Sidecar, FetchError> {
+    ) -> Result<(Sidecar, Landing), FetchError> {
         let name = key.display_name();
         let path = key.storage_key();
         let storage_err = |source| FetchError::Storage {
@@ -271,21 +331,34 @@ impl Fetcher {
             }
         };
         let (size, sha256) = fetched.value;
-        match target.commit().await {
-            Ok(_) => transfer.succeeded(),
-            Err(e) => {
-                transfer.failed(e.to_string());
-                return Err(storage_err(e));
+        let landing = match read_small(&target, size).await {
+            Some(bytes) => {
+                transfer.succeeded();
+                Landing::Download {
+                    bytes,
+                    target: Box::new(target),
+                }
             }
-        }
-        Ok(Sidecar {
+            None => match target.commit().await {
+                Ok(_) => {
+                    transfer.succeeded();
+                    Landing::Stored
+                }
+                Err(e) => {
+                    transfer.failed(e.to_string());
+                    return Err(storage_err(e));
+                }
+            },
+        };
+        let sidecar = Sidecar {
             fetched_at: unix_now(),
             upstream: fetched.upstream,
             etag: fetched.etag,
             sha256,
             size,
             h1: expected.map(|e| e.zip.clone()),
-        })
+        };
+        Ok((sidecar, landing))
     }
 
     /// Checks a downloaded zip before it may become visible: a valid module
@@ -323,6 +396,20 @@ impl Fetcher {
             compare(got, &want.zip, mismatch).map_err(BodyError::Invalid)?;
         }
         Ok((size, sha256))
+    }
+}
+
+/// The checked download's bytes, when it is small enough to answer from
+/// memory (and can be read back: otherwise it is served once published).
+async fn read_small(target: &Target, size: u64) -> Option<Bytes> {
+    if size > ZIP_IN_MEMORY_MAX {
+        return None;
+    }
+    let path = target.path()?.to_owned();
+    let read = tokio::task::spawn_blocking(move || std::fs::read(path)).await;
+    match read {
+        Ok(Ok(bytes)) if bytes.len() as u64 == size => Some(Bytes::from(bytes)),
+        _ => None,
     }
 }
 

@@ -36,6 +36,7 @@ pub const CACHE_SIZE: &str = "goproxy_cache_size_bytes";
 pub const CACHE_ENTRIES: &str = "goproxy_cache_entries";
 pub const EVICTIONS: &str = "goproxy_cache_evictions_total";
 pub const EVICTED_BYTES: &str = "goproxy_cache_evicted_bytes_total";
+pub const STORE_FAILURES: &str = "goproxy_cache_store_failures_total";
 pub const CHECKSUM_VERIFICATIONS: &str = "goproxy_checksum_verifications_total";
 pub const BUILD_INFO: &str = "goproxy_build_info";
 pub const UPTIME: &str = "goproxy_uptime_seconds";
@@ -173,6 +174,11 @@ impl Metrics {
             ),
             (EVICTED_BYTES, Some(Unit::Bytes), "Bytes freed by eviction."),
             (
+                STORE_FAILURES,
+                None,
+                "Fetched artifacts served but not stored, because the cache could not be written.",
+            ),
+            (
                 CHECKSUM_VERIFICATIONS,
                 None,
                 "Checks of downloaded .mod and .zip files against the checksum database, by result.",
@@ -305,6 +311,11 @@ impl Metrics {
             vec![Label::new("result", result.as_str())],
         )
         .increment(1);
+    }
+
+    /// A fetched artifact could not be written to the cache.
+    pub fn store_failed(&self) {
+        self.counter(STORE_FAILURES, Vec::new()).increment(1);
     }
 
     /// Something was stored in the cache: the size gauges need a new scan.

@@ -124,12 +124,23 @@ impl TestProxy {
         }
     }
 
+    /// A request to the proxy; returns once what it fetched is stored too
+    /// (stores run after the answer), so the cache can be inspected at once.
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        client()
+        let response = client()
             .get(format!("{}{}", self.url, path))
             .send()
             .await
-            .expect("request to proxy")
+            .expect("request to proxy");
+        self.settle().await;
+        response
+    }
+
+    /// Waits until what answered fetches fetched is stored.
+    pub async fn settle(&self) {
+        if let Some(server) = &self.server {
+            server.settle().await;
+        }
     }
 
     pub async fn stop(mut self) {
