@@ -172,6 +172,8 @@ async fn a_zip_is_invisible_until_complete_and_no_temp_files_remain() {
     }
     assert!(saw_temp, "the download was written to a temp file first");
     assert_eq!(download.await.unwrap().as_ref(), m.zip.as_slice());
+    // Metadata is written behind the answer.
+    proxy.settle().await;
     let files = proxy.cache_files();
     assert!(
         files.iter().all(|f| !f.contains(".tmp-")),

@@ -161,7 +161,9 @@ impl Job<'_> {
                     if (start, end) == (0, total)
                         && total <= self.settings.download_parallel_threshold =>
                 {
-                    self.target.begin(None, Some(total)).await.map_err(local)?;
+                    if !self.target.begin_in_memory(total) {
+                        self.target.begin(None, Some(total)).await.map_err(local)?;
+                    }
                     Some(v)
                 }
                 Some(v) => {
@@ -175,7 +177,9 @@ impl Job<'_> {
                 // Without a validator, pieces of two bodies could not be told
                 // apart: only a single response that is the whole body is safe.
                 None if (start, end) == (0, total) => {
-                    self.target.begin(None, Some(total)).await.map_err(local)?;
+                    if !self.target.begin_in_memory(total) {
+                        self.target.begin(None, Some(total)).await.map_err(local)?;
+                    }
                     None
                 }
                 None => {

@@ -27,7 +27,13 @@ pub struct Target {
     generation: Arc<RwLock<u64>>,
     /// Serialises checkpoints (they share the state file's temp name).
     saving: Arc<Mutex<()>>,
+    /// A small body kept in memory instead of a file (`begin_in_memory`).
+    memory: Mutex<Option<Vec<u8>>>,
 }
+
+/// Bodies up to this size may be downloaded into memory: a file, its
+/// creation and its fsyncs cost more than the transfer itself.
+pub const IN_MEMORY_MAX: u64 = 1024 * 1024;
 
 struct Opened {
     data: PathBuf,
@@ -50,6 +56,7 @@ impl Target {
             state: Mutex::new(None),
             generation: Arc::new(RwLock::new(0)),
             saving: Arc::new(Mutex::new(())),
+            memory: Mutex::new(None),
             storage,
         };
         let Some(data) = target.storage.resumable_path(key, false).await? else {
@@ -155,9 +162,34 @@ impl Target {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Starts a new body of `size` bytes in memory, when it is small and no
+    /// file has been opened for this download; `false` otherwise (then use
+    /// `begin`). Such a body is not resumable.
+    pub fn begin_in_memory(&self, size: u64) -> bool {
+        if size > IN_MEMORY_MAX || self.opened.get().is_some() {
+            return false;
+        }
+        let mut generation = self.generation.write().unwrap_or_else(|e| e.into_inner());
+        *generation += 1;
+        *self.state() = None;
+        *self.memory() = Some(vec![0; size as usize]);
+        true
+    }
+
+    /// The finished body, if it was downloaded into memory (taken: the
+    /// target holds nothing afterwards).
+    pub fn take_memory(&self) -> Option<bytes::Bytes> {
+        self.memory().take().map(bytes::Bytes::from)
+    }
+
+    fn memory(&self) -> std::sync::MutexGuard<'_, Option<Vec<u8>>> {
+        self.memory.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Starts a new body: the file gets its final size (sparse) and the state
     /// records which body the bytes will belong to.
     pub async fn begin(&self, state: Option<PartialState>, size: Option<u64>) -> io::Result<()> {
+        *self.memory() = None;
         let opened = self.ensure_open().await.map_err(io::Error::other)?;
         let file = Arc::clone(&opened.file);
         let state_path = opened.state_path.clone();
@@ -195,6 +227,22 @@ impl Target {
     /// Writes `data` at `at`, unless the file has started another body since
     /// `generation` was read; `false` then.
     pub async fn write_at(&self, generation: u64, data: Vec<u8>, at: u64) -> io::Result<bool> {
+        {
+            let current = self.generation.read().unwrap_or_else(|e| e.into_inner());
+            let mut memory = self.memory();
+            if let Some(body) = memory.as_mut() {
+                if *current != generation {
+                    return Ok(false);
+                }
+                let range = usize::try_from(at)
+                    .ok()
+                    .and_then(|at| Some(at..at.checked_add(data.len())?))
+                    .filter(|range| range.end <= body.len())
+                    .ok_or_else(|| io::Error::other("write beyond the end of the body"))?;
+                body[range].copy_from_slice(&data);
+                return Ok(true);
+            }
+        }
         let file = self.file()?;
         let current = Arc::clone(&self.generation);
         tokio::task::spawn_blocking(move || {
@@ -212,6 +260,9 @@ impl Target {
     /// Forgets everything downloaded so far.
     pub async fn reset(&self) -> io::Result<()> {
         if self.opened.get().is_none() {
+            // In-flight writes of an in-memory body must not land in the next.
+            *self.generation.write().unwrap_or_else(|e| e.into_inner()) += 1;
+            *self.memory() = None;
             *self.state() = None;
             return Ok(());
         }
@@ -444,6 +495,52 @@ mod tests {
         assert!(!t.write_at(old, b"late".to_vec(), 4).await.unwrap());
         let data = std::fs::read(t.path().unwrap()).unwrap();
         assert_eq!(data, vec![0; 8], "neither the old bytes nor the late write");
+    }
+
+    #[tokio::test]
+    async fn a_small_body_in_memory_leaves_no_file_and_ignores_late_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = target(dir.path()).await;
+        assert!(
+            !t.begin_in_memory(IN_MEMORY_MAX + 1),
+            "too large for memory"
+        );
+        assert!(t.begin_in_memory(8));
+        let old = t.generation();
+        assert!(t.write_at(old, b"abcd".to_vec(), 4).await.unwrap());
+        assert!(
+            t.write_at(old, b"xyz".to_vec(), 6).await.is_err(),
+            "past the end"
+        );
+        t.reset().await.unwrap();
+        assert!(t.take_memory().is_none(), "reset forgets the body");
+        assert!(t.begin_in_memory(8));
+        let current = t.generation();
+        assert!(!t.write_at(old, b"late".to_vec(), 0).await.unwrap());
+        assert!(t.write_at(current, b"0123".to_vec(), 0).await.unwrap());
+        assert!(t.write_at(current, b"4567".to_vec(), 4).await.unwrap());
+        assert_eq!(t.take_memory().unwrap().as_ref(), b"01234567");
+        assert!(t.path().is_none());
+        assert!(
+            !dir.path().join("m").exists(),
+            "nothing was created on disk"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_body_goes_to_a_file_once_one_is_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = target(dir.path()).await;
+        t.begin(Some(state(8)), Some(8)).await.unwrap();
+        assert!(!t.begin_in_memory(8), "the open file is used");
+        t.begin(None, Some(8)).await.unwrap();
+        assert!(t.take_memory().is_none());
+        assert!(
+            t.write_at(t.generation(), b"abcd".to_vec(), 0)
+                .await
+                .unwrap()
+        );
+        assert_eq!(std::fs::read(t.path().unwrap()).unwrap()[..4], *b"abcd");
     }
 
     #[tokio::test]

@@ -330,7 +330,21 @@ impl Fetcher {
                 return Err(FetchError::Upstream { name, source });
             }
         };
-        let (size, sha256) = fetched.value;
+        let (size, sha256, memory) = fetched.value;
+        let (upstream, etag) = (fetched.upstream, fetched.etag);
+        let sidecar = |sha256, size| Sidecar {
+            fetched_at: unix_now(),
+            upstream,
+            etag,
+            sha256,
+            size,
+            h1: expected.map(|e| e.zip.clone()),
+        };
+        // Downloaded into memory: no file exists yet, the tail writes one.
+        if let Some(bytes) = memory {
+            transfer.succeeded();
+            return Ok((sidecar(sha256, size), Landing::Bytes(bytes)));
+        }
         let landing = match read_small(&target, size).await {
             Some(bytes) => {
                 transfer.succeeded();
@@ -350,15 +364,7 @@ impl Fetcher {
                 }
             },
         };
-        let sidecar = Sidecar {
-            fetched_at: unix_now(),
-            upstream: fetched.upstream,
-            etag: fetched.etag,
-            sha256,
-            size,
-            h1: expected.map(|e| e.zip.clone()),
-        };
-        Ok((sidecar, landing))
+        Ok((sidecar(sha256, size), landing))
     }
 
     /// Checks a downloaded zip before it may become visible: a valid module
@@ -371,23 +377,45 @@ impl Fetcher {
         target: &Target,
         expected: Option<&ModuleHashes>,
         mismatch: &Mismatch,
-    ) -> Result<(u64, String), BodyError> {
+    ) -> Result<(u64, String, Option<Bytes>), BodyError> {
         let module = key.module.clone();
         let version = version.clone();
-        let path = target
-            .path()
-            .ok_or_else(|| BodyError::Local("the download left no file".to_owned()))?
-            .to_owned();
+        let memory = target.take_memory();
+        let path = match &memory {
+            Some(_) => None,
+            None => Some(
+                target
+                    .path()
+                    .ok_or_else(|| BodyError::Local("the download left no file".to_owned()))?
+                    .to_owned(),
+            ),
+        };
+        let body = memory.clone();
         let hash_h1 = expected.is_some();
         // Validation and hashing read the whole zip: off the async threads.
         let checked = tokio::task::spawn_blocking(move || -> Result<_, String> {
-            gomod::zip::check_zip(&module, &version, &path).map_err(|e| e.to_string())?;
-            let (size, sha256) = sha256_file(&path).map_err(|e| e.to_string())?;
-            let h1 = match hash_h1 {
-                true => Some(dirhash::hash_zip(&path).map_err(|e| e.to_string())?),
-                false => None,
-            };
-            Ok((size, sha256, h1))
+            let text = |e: gomod::GoModError| e.to_string();
+            match (body, path) {
+                (Some(bytes), _) => {
+                    gomod::zip::check_zip_bytes(&module, &version, &bytes).map_err(text)?;
+                    let sha256 = hex(&Sha256::digest(&bytes));
+                    let h1 = match hash_h1 {
+                        true => Some(dirhash::hash_zip_bytes(&bytes).map_err(text)?),
+                        false => None,
+                    };
+                    Ok((bytes.len() as u64, sha256, h1))
+                }
+                (None, Some(path)) => {
+                    gomod::zip::check_zip(&module, &version, &path).map_err(text)?;
+                    let (size, sha256) = sha256_file(&path).map_err(|e| e.to_string())?;
+                    let h1 = match hash_h1 {
+                        true => Some(dirhash::hash_zip(&path).map_err(text)?),
+                        false => None,
+                    };
+                    Ok((size, sha256, h1))
+                }
+                (None, None) => Err("the download left nothing to check".to_owned()),
+            }
         })
         .await
         .map_err(|e| BodyError::Local(format!("zip check task failed: {e}")))?;
@@ -395,7 +423,7 @@ impl Fetcher {
         if let (Some(got), Some(want)) = (h1, expected) {
             compare(got, &want.zip, mismatch).map_err(BodyError::Invalid)?;
         }
-        Ok((size, sha256))
+        Ok((size, sha256, memory))
     }
 }
 

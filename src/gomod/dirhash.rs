@@ -5,7 +5,7 @@ use base64::engine::general_purpose::STANDARD;
 use sha2::{Digest, Sha256};
 
 use super::GoModError;
-use super::zip::{entry_name, open_archive, read_entry};
+use super::zip::{archive_of, entry_name, open_archive, read_entry};
 
 /// `dirhash.Hash1` over (name, SHA-256 of content) pairs.
 pub fn hash1(files: &[(String, [u8; 32])]) -> Result<String, GoModError> {
@@ -45,7 +45,17 @@ fn summary_hash<'a>(files: impl Iterator<Item = (&'a str, &'a [u8; 32])>) -> Str
 /// and entries whose data does not match their declared size or CRC.
 /// Blocking: call from `spawn_blocking`.
 pub fn hash_zip(zip: &std::path::Path) -> Result<String, GoModError> {
-    let mut archive = open_archive(zip)?;
+    hash_archive(open_archive(zip)?)
+}
+
+/// `hash_zip` for a zip held in memory.
+pub fn hash_zip_bytes(zip: &[u8]) -> Result<String, GoModError> {
+    hash_archive(archive_of(std::io::Cursor::new(zip), zip.len() as u64)?)
+}
+
+fn hash_archive<R: std::io::Read + std::io::Seek>(
+    mut archive: ::zip::ZipArchive<R>,
+) -> Result<String, GoModError> {
     let mut declared: u64 = 0;
     for index in 0..archive.len() {
         let size = archive

@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, Read, Seek};
 use std::path::Path;
 
 use ::zip::result::ZipError;
@@ -41,9 +41,26 @@ pub fn check_zip(
     check_zip_with_prefix(&format!("{path}@{version}/"), zip)
 }
 
+/// `check_zip` for a zip held in memory. CPU-bound: call from `spawn_blocking`
+/// unless it is small.
+pub fn check_zip_bytes(
+    path: &ModulePath,
+    version: &Version,
+    zip: &[u8],
+) -> Result<ZipSummary, GoModError> {
+    let archive = archive_of(std::io::Cursor::new(zip), zip.len() as u64)?;
+    check_archive(archive, &format!("{path}@{version}/"))
+}
+
 /// `check_zip` for an already formatted `module@version/` prefix.
 pub(crate) fn check_zip_with_prefix(prefix: &str, zip: &Path) -> Result<ZipSummary, GoModError> {
-    let mut archive = open_archive(zip)?;
+    check_archive(open_archive(zip)?, prefix)
+}
+
+fn check_archive<R: Read + Seek>(
+    mut archive: ZipArchive<R>,
+    prefix: &str,
+) -> Result<ZipSummary, GoModError> {
     let summary = check_names_and_sizes(&archive, prefix)?;
     // Names first: they are cheap, and a zip with a bad name is not worth inflating.
     for index in 0..archive.len() {
@@ -52,8 +69,8 @@ pub(crate) fn check_zip_with_prefix(prefix: &str, zip: &Path) -> Result<ZipSumma
     Ok(summary)
 }
 
-fn check_names_and_sizes(
-    archive: &ZipArchive<BufReader<File>>,
+fn check_names_and_sizes<R: Read + Seek>(
+    archive: &ZipArchive<R>,
     prefix: &str,
 ) -> Result<ZipSummary, GoModError> {
     let mut collisions = CollisionChecker::default();
@@ -124,12 +141,20 @@ fn check_names_and_sizes(
 pub(crate) fn open_archive(zip: &Path) -> Result<ZipArchive<BufReader<File>>, GoModError> {
     let file = File::open(zip)?;
     let size = file.metadata()?.len();
+    archive_of(BufReader::new(file), size)
+}
+
+/// `open_archive` for any seekable reader of `size` bytes.
+pub(crate) fn archive_of<R: Read + Seek>(
+    reader: R,
+    size: u64,
+) -> Result<ZipArchive<R>, GoModError> {
     if size > MAX_ZIP_FILE {
         return Err(bad(format!(
             "module zip file is too large ({size} bytes; limit is {MAX_ZIP_FILE} bytes)"
         )));
     }
-    let archive = ZipArchive::new(BufReader::new(file)).map_err(|e| zip_error("", e))?;
+    let archive = ZipArchive::new(reader).map_err(|e| zip_error("", e))?;
     if archive.has_duplicate_names() {
         return Err(bad(
             "more than one entry has the same name (the zip reader keeps only one of them)".into(),
@@ -146,8 +171,8 @@ pub(crate) fn entry_name(raw: &[u8]) -> Result<&str, GoModError> {
 
 /// Decompresses entry `index` into `sink`, insisting on the declared size and CRC
 /// the way Go's `archive/zip` does. Directory entries yield nothing.
-pub(crate) fn read_entry(
-    archive: &mut ZipArchive<BufReader<File>>,
+pub(crate) fn read_entry<R: Read + Seek>(
+    archive: &mut ZipArchive<R>,
     index: usize,
     sink: &mut dyn FnMut(&[u8]),
 ) -> Result<(), GoModError> {

@@ -608,22 +608,18 @@ impl Storage for FsStorage {
     async fn resumable_path(&self, key: &str, create: bool) -> Result<Option<PathBuf>> {
         check_key(key)?;
         let target = self.path_of(key);
-        blocking(key, move || {
-            let dir = parent_dir(&target)?;
-            if create {
-                create_dirs(dir)?;
-            }
-            let name = target
-                .file_name()
-                .ok_or_else(|| io::Error::other("key has no file name"))?
-                .to_string_lossy();
-            // The temp prefix keeps it out of listings, and the startup sweep
-            // removes it once it is a day old (unless a process holds its lock).
-            Ok(Some(
-                dir.join(format!("{TEMP_PREFIX}{name}{PARTIAL_SUFFIX}")),
-            ))
-        })
-        .await
+        let dir = parent_dir(&target).map_err(|e| io_err(key, e))?.to_owned();
+        let name = target
+            .file_name()
+            .ok_or_else(|| io_err(key, io::Error::other("key has no file name")))?
+            .to_string_lossy();
+        // The temp prefix keeps it out of listings, and the startup sweep
+        // removes it once it is a day old (unless a process holds its lock).
+        let path = dir.join(format!("{TEMP_PREFIX}{name}{PARTIAL_SUFFIX}"));
+        if create {
+            blocking(key, move || create_dirs(&dir)).await?;
+        }
+        Ok(Some(path))
     }
 
     async fn commit(&self, staged: Staged, mode: PutMode) -> Result<PutOutcome> {
