@@ -30,6 +30,8 @@ pub struct DownloadSlots {
 /// A place among the concurrent downloads; the slot frees when it drops.
 pub struct Slot {
     _permit: Option<OwnedSemaphorePermit>,
+    /// The request queued for it (and the cache may have changed meanwhile).
+    pub waited: bool,
 }
 
 impl DownloadSlots {
@@ -46,11 +48,15 @@ impl DownloadSlots {
     /// (tokio's semaphore is fair).
     pub async fn acquire(&self, artifact: &str) -> Slot {
         let Some(slots) = &self.slots else {
-            return Slot { _permit: None };
+            return Slot {
+                _permit: None,
+                waited: false,
+            };
         };
         if let Ok(permit) = Arc::clone(slots).try_acquire_owned() {
             return Slot {
                 _permit: Some(permit),
+                waited: false,
             };
         }
         let position = self.waiting.fetch_add(1, Ordering::Relaxed) + 1;
@@ -69,7 +75,10 @@ impl DownloadSlots {
             waited_ms = started.elapsed().as_millis() as u64,
             "download slot acquired"
         );
-        Slot { _permit: permit }
+        Slot {
+            _permit: permit,
+            waited: true,
+        }
     }
 
     /// Requests waiting for a slot right now.

@@ -51,17 +51,19 @@ impl Fetcher {
         let name = key.display_name();
         let path = key.storage_key();
         let started = std::time::Instant::now();
-        // Zips wait for a download slot first; then a zip that another fetch
-        // (or process) stored meanwhile must not be downloaded a second time.
-        // Small files skip that look: a fetch stays registered until what it
-        // fetched is stored, so only a rare race can fetch one twice, and a
-        // second copy of a few bytes costs less than a disk round trip on
-        // every miss.
+        // Zips wait for a download slot first; a zip that another fetch (or
+        // process) stored while this one queued must not be downloaded a
+        // second time. Without a wait, the cache was read just before this
+        // fetch started, and a fetch stays registered until what it fetched
+        // is stored: only a rare race can fetch something twice, and the
+        // no-clobber publish keeps the first copy.
         let slot = match &key.kind {
             ArtifactKind::Zip(_) => Some(self.slots.acquire(&name).await),
             _ => None,
         };
-        if slot.is_some() && matches!(self.storage.head(&path).await, Ok(Some(_))) {
+        if slot.as_ref().is_some_and(|slot| slot.waited)
+            && matches!(self.storage.head(&path).await, Ok(Some(_)))
+        {
             return Ok((Ready::Stored, None));
         }
         let expected = self.expected_hashes(key).await.inspect_err(|e| {
