@@ -106,7 +106,8 @@ impl Server {
             .is_err()
         {
             tracing::warn!(
-                "fetched artifacts were still being stored at shutdown; they will be fetched again"
+                "fetched artifacts were still being stored at shutdown; what was not stored \
+                 will be fetched again when asked for"
             );
         }
         if let Some(cleanup) = self.cleanup {

@@ -353,10 +353,18 @@ fn two_processes_sharing_a_cache_both_serve_an_uncached_zip_correctly() {
     );
 
     let at_v = cache.join("example.com/shared/@v");
-    // Both publish (and write metadata) behind their answers.
-    wait_until("both processes are done storing", || {
+    // Both publish (and write metadata) behind their answers: wait until
+    // neither has a temp file left, and that stays so for a while.
+    let settled = || {
         at_v.join("v1.0.0.zip.meta").exists()
             && files_in(&at_v).iter().all(|(n, _)| !n.starts_with(".tmp-"))
+    };
+    let mut quiet_since = std::time::Instant::now();
+    wait_until("both processes are done storing", || {
+        if !settled() {
+            quiet_since = std::time::Instant::now();
+        }
+        quiet_since.elapsed() > Duration::from_millis(500)
     });
     assert_eq!(std::fs::read(at_v.join("v1.0.0.zip")).unwrap(), m.zip);
     let meta: serde_json::Value =

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 pub use job::Job;
-pub use target::Target;
+pub use target::{IN_MEMORY_MAX, Target};
 
 /// The bound on concurrent zip downloads, shared by every request.
 pub struct DownloadSlots {

@@ -276,10 +276,7 @@ impl Fetcher {
                 },
                 body: ObjectBody::Bytes(bytes),
             };
-            let object = match self.hot.as_ref().filter(|_| key.is_immutable()) {
-                Some(hot) => hot.offer(&key.storage_key(), object),
-                None => object,
-            };
+            // Kept in the memory cache only once stored (see `store_behind`).
             return Ok(Resolved { object, outcome });
         }
         match self.storage.get(&key.storage_key()).await {

@@ -11,22 +11,17 @@ use sha2::{Digest, Sha256};
 use super::body::{hex, unix_now};
 use super::{FetchError, Fetcher, Ready, validate};
 use crate::cache::{ArtifactKey, ArtifactKind, Sidecar};
-use crate::download::{Job, Target};
+use crate::download::{IN_MEMORY_MAX, Job, Target};
 use crate::flight::Tail;
 use crate::gomod::version::RequestedVersion;
 use crate::gomod::{self, dirhash, zip::MAX_GO_MOD, zip::MAX_ZIP_FILE};
 use crate::metrics::Verification;
-use crate::storage::PutMode;
+use crate::storage::{Object, ObjectBody, PutMode, PutOutcome};
 use crate::sumdb::client::{ModuleHashes, SumDbError};
 use crate::upstream::{AttemptError, BodyError, Fetched, UpstreamError, read_limited};
 
 /// A checksum mismatch seen while taking in an upstream's answer: (got, want).
 type Mismatch = Mutex<Option<(String, String)>>;
-
-/// Zips up to this size are answered from memory while their file is
-/// published behind the answer; larger ones are published first and served
-/// from the cache. With `max_concurrent_downloads` this bounds the memory held.
-const ZIP_IN_MEMORY_MAX: u64 = 1024 * 1024;
 
 /// Where a verified artifact is when the fetch answers its waiters.
 enum Landing {
@@ -100,8 +95,13 @@ impl Fetcher {
                 };
                 let this = Arc::clone(&self);
                 let key = key.clone();
-                let tail: Tail =
-                    Box::pin(async move { this.store_behind(&key, sidecar, landing).await });
+                let tail: Tail = Box::pin(async move {
+                    this.store_behind(&key, sidecar, landing).await;
+                    // Held until the zip is stored: at most
+                    // `max_concurrent_downloads` zips are in memory or being
+                    // written, however slow the disk.
+                    drop(slot);
+                });
                 Ok((ready, Some(tail)))
             }
             // A mismatch outranks whatever else the upstreams said: it is the news.
@@ -161,33 +161,53 @@ impl Fetcher {
             })
     }
 
-    /// The tail of a fetch: publishes what was answered from memory, then
-    /// writes the metadata. A failed write is logged; the artifact was served, and
-    /// the next request for it fetches it again.
+    /// The tail of a fetch: publishes what was answered from memory, keeps
+    /// it in the memory cache (with the stored file's metadata, so both
+    /// answer with the same validators), then writes the metadata. A failed
+    /// store is logged; the artifact was served, and the next request for it
+    /// fetches it again.
     async fn store_behind(&self, key: &ArtifactKey, sidecar: Sidecar, landing: Landing) {
         let mode = if key.is_immutable() {
             PutMode::IfAbsent
         } else {
             PutMode::Overwrite
         };
+        let skey = key.storage_key();
         let stored = match landing {
-            Landing::Stored => Ok(()),
+            Landing::Stored => Ok(None),
             Landing::Bytes(bytes) => self
                 .storage
-                .put_bytes(&key.storage_key(), bytes, mode)
+                .put_bytes(&skey, bytes.clone(), mode)
                 .await
-                .map(drop),
-            Landing::Download { target, .. } => target.commit().await.map(drop),
-        };
-        if let Err(e) = stored {
-            tracing::error!(artifact = %key.display_name(), error = %e, "could not store a fetched artifact in the cache; it was served, and will be fetched again");
-            self.metrics.store_failed();
-            // Not cached, so not kept in memory either: the next request
-            // fetches it (and tries to store it) again.
-            if let Some(hot) = &self.hot {
-                hot.remove(&key.storage_key());
+                .map(|outcome| Some((outcome, bytes))),
+            Landing::Download { bytes, target } => {
+                target.commit().await.map(|outcome| Some((outcome, bytes)))
             }
-            return;
+        };
+        match stored {
+            Ok(Some((PutOutcome::Written(meta), bytes))) => {
+                if let Some(hot) = &self.hot {
+                    hot.offer(
+                        &skey,
+                        Object {
+                            meta,
+                            body: ObjectBody::Bytes(bytes),
+                        },
+                    );
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(artifact = %key.display_name(), error = %e, "could not store a fetched artifact in the cache; it was served, and will be fetched again");
+                self.metrics.store_failed();
+                if !key.is_immutable() {
+                    // As for a failed refresh: the cached copy (if any) is
+                    // served for a while instead of asking the upstreams on
+                    // every request.
+                    self.refresh_failed.insert(key.clone());
+                }
+                return;
+            }
         }
         self.metrics.cache_changed();
         self.write_metadata(key, &sidecar).await;
@@ -342,30 +362,23 @@ impl Fetcher {
             size,
             h1: expected.map(|e| e.zip.clone()),
         };
-        // Downloaded into memory: no file exists yet, the tail writes one.
-        if let Some(bytes) = memory {
-            transfer.succeeded();
-            return Ok((sidecar(sha256, size), Landing::Bytes(bytes)));
-        }
-        let landing = match read_small(&target, size).await {
-            Some(bytes) => {
-                transfer.succeeded();
-                Landing::Download {
-                    bytes,
-                    target: Box::new(target),
-                }
-            }
-            None => match target.commit().await {
-                Ok(_) => {
-                    transfer.succeeded();
-                    Landing::Stored
-                }
+        let landing = match (memory, target.path().is_some()) {
+            // Downloaded into memory: no file exists yet, the tail writes one.
+            (Some(bytes), false) => Landing::Bytes(bytes),
+            // Small enough to answer from memory; the file is published behind.
+            (Some(bytes), true) => Landing::Download {
+                bytes,
+                target: Box::new(target),
+            },
+            (None, _) => match target.commit().await {
+                Ok(_) => Landing::Stored,
                 Err(e) => {
                     transfer.failed(e.to_string());
                     return Err(storage_err(e));
                 }
             },
         };
+        transfer.succeeded();
         Ok((sidecar(sha256, size), landing))
     }
 
@@ -382,8 +395,8 @@ impl Fetcher {
     ) -> Result<(u64, String, Option<Bytes>), BodyError> {
         let module = key.module.clone();
         let version = version.clone();
-        let memory = target.take_memory();
-        let path = match &memory {
+        let body = target.take_memory();
+        let path = match &body {
             Some(_) => None,
             None => Some(
                 target
@@ -392,11 +405,22 @@ impl Fetcher {
                     .to_owned(),
             ),
         };
-        let body = memory.clone();
         let hash_h1 = expected.is_some();
         // Validation and hashing read the whole zip: off the async threads.
         let checked = tokio::task::spawn_blocking(move || -> Result<_, String> {
             let text = |e: gomod::GoModError| e.to_string();
+            let io = |e: std::io::Error| e.to_string();
+            // A small file is read once, and the bytes checked are the bytes
+            // answered.
+            let body = match (body, &path) {
+                (Some(bytes), _) => Some(bytes),
+                (None, Some(path))
+                    if std::fs::metadata(path).map_err(io)?.len() <= IN_MEMORY_MAX =>
+                {
+                    Some(Bytes::from(std::fs::read(path).map_err(io)?))
+                }
+                _ => None,
+            };
             match (body, path) {
                 (Some(bytes), _) => {
                     gomod::zip::check_zip_bytes(&module, &version, &bytes).map_err(text)?;
@@ -405,41 +429,27 @@ impl Fetcher {
                         true => Some(dirhash::hash_zip_bytes(&bytes).map_err(text)?),
                         false => None,
                     };
-                    Ok((bytes.len() as u64, sha256, h1))
+                    Ok((bytes.len() as u64, sha256, h1, Some(bytes)))
                 }
                 (None, Some(path)) => {
                     gomod::zip::check_zip(&module, &version, &path).map_err(text)?;
-                    let (size, sha256) = sha256_file(&path).map_err(|e| e.to_string())?;
+                    let (size, sha256) = sha256_file(&path).map_err(io)?;
                     let h1 = match hash_h1 {
                         true => Some(dirhash::hash_zip(&path).map_err(text)?),
                         false => None,
                     };
-                    Ok((size, sha256, h1))
+                    Ok((size, sha256, h1, None))
                 }
                 (None, None) => Err("the download left nothing to check".to_owned()),
             }
         })
         .await
         .map_err(|e| BodyError::Local(format!("zip check task failed: {e}")))?;
-        let (size, sha256, h1) = checked.map_err(BodyError::Invalid)?;
+        let (size, sha256, h1, bytes) = checked.map_err(BodyError::Invalid)?;
         if let (Some(got), Some(want)) = (h1, expected) {
             compare(got, &want.zip, mismatch).map_err(BodyError::Invalid)?;
         }
-        Ok((size, sha256, memory))
-    }
-}
-
-/// The checked download's bytes, when it is small enough to answer from
-/// memory (and can be read back: otherwise it is served once published).
-async fn read_small(target: &Target, size: u64) -> Option<Bytes> {
-    if size > ZIP_IN_MEMORY_MAX {
-        return None;
-    }
-    let path = target.path()?.to_owned();
-    let read = tokio::task::spawn_blocking(move || std::fs::read(path)).await;
-    match read {
-        Ok(Ok(bytes)) if bytes.len() as u64 == size => Some(Bytes::from(bytes)),
-        _ => None,
+        Ok((size, sha256, bytes))
     }
 }
 
