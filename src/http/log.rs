@@ -12,7 +12,17 @@ use axum::response::Response;
 
 use super::route::{self, Route};
 use super::{CACHE_HEADER, ErrorReason};
-use crate::metrics::{Metrics, RequestRecord, artifact_kind};
+use crate::gomod::ModulePath;
+use crate::metrics::{Endpoint, Metrics, RequestRecord};
+
+/// What the handler found the request to be, handed to the log line in the
+/// response's extensions so that the path is not parsed a second time.
+#[derive(Clone)]
+pub struct Classified {
+    pub kind: Endpoint,
+    /// The module an artifact request named.
+    pub module: Option<ModulePath>,
+}
 
 pub async fn log_request(
     State(metrics): State<Arc<Metrics>>,
@@ -30,7 +40,7 @@ pub async fn log_request(
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0),
     );
-    let response = next.run(request).await;
+    let mut response = next.run(request).await;
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     let bytes = response
@@ -50,7 +60,10 @@ pub async fn log_request(
         Some("negative") => "negative",
         _ => "none",
     };
-    let (kind, module) = classify(path);
+    let Classified { kind, module } = response
+        .extensions_mut()
+        .remove::<Classified>()
+        .unwrap_or_else(|| classify(path));
     metrics.request(&RequestRecord {
         kind,
         status,
@@ -58,7 +71,7 @@ pub async fn log_request(
         duration: elapsed,
         bytes,
         path,
-        module: module.as_deref(),
+        module: module.as_ref().map(ModulePath::as_str),
         reason: response
             .extensions()
             .get::<ErrorReason>()
@@ -66,7 +79,7 @@ pub async fn log_request(
     });
     let cache = if cache == "none" { "-" } else { cache };
     let duration_ms = (elapsed.as_secs_f64() * 10_000.0).round() / 10.0;
-    if kind == "health" || kind == "ready" {
+    if matches!(kind, Endpoint::Health | Endpoint::Ready) {
         tracing::debug!(%client, %method, %path, status, bytes, duration_ms, cache, "request");
     } else {
         tracing::info!(%client, %method, %path, status, bytes, duration_ms, cache, "request");
@@ -86,41 +99,56 @@ impl std::fmt::Display for Client {
     }
 }
 
-/// The endpoint kind (a bounded label) and, for artifacts, the module named.
-fn classify(path: &str) -> (&'static str, Option<String>) {
+/// The endpoint kind and, for artifacts, the module named; for answers the
+/// handler did not classify (other routes, refused by authentication).
+fn classify(path: &str) -> Classified {
+    let kind = |kind| Classified { kind, module: None };
     match path {
-        "/" => return ("status_page", None),
-        "/api/status" => return ("status_api", None),
-        "/metrics" => return ("metrics", None),
-        "/index" => return ("index", None),
+        "/" => return kind(Endpoint::StatusPage),
+        "/api/status" => return kind(Endpoint::StatusApi),
+        "/metrics" => return kind(Endpoint::Metrics),
+        "/index" => return kind(Endpoint::Index),
         _ => {}
     }
     match route::parse(path) {
-        Ok(Route::Health) => ("health", None),
-        Ok(Route::Ready) => ("ready", None),
-        Ok(Route::SumDb(_)) => ("sumdb", None),
-        Ok(Route::Artifact(key)) => (artifact_kind(&key.kind), Some(key.module.to_string())),
-        Err(_) => ("invalid", None),
+        Ok(route) => classify_route(&route),
+        Err(_) => kind(Endpoint::Invalid),
     }
+}
+
+/// The classification of a parsed request.
+pub fn classify_route(route: &Route) -> Classified {
+    let (kind, module) = match route {
+        Route::Health => (Endpoint::Health, None),
+        Route::Ready => (Endpoint::Ready, None),
+        Route::SumDb(_) => (Endpoint::SumDb, None),
+        Route::Artifact(key) => (Endpoint::of_artifact(&key.kind), Some(key.module.clone())),
+    };
+    Classified { kind, module }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::classify;
+    use super::*;
+
+    fn parts(path: &str) -> (&'static str, Option<String>) {
+        let c = classify(path);
+        (c.kind.as_str(), c.module.map(|m| m.as_str().to_owned()))
+    }
 
     #[test]
     fn kinds_are_bounded_and_name_modules_only_for_artifacts() {
-        assert_eq!(classify("/"), ("status_page", None));
-        assert_eq!(classify("/healthz"), ("health", None));
-        assert_eq!(classify("/sumdb/sum.golang.org/latest"), ("sumdb", None));
+        assert_eq!(parts("/"), ("status_page", None));
+        assert_eq!(parts("/healthz"), ("health", None));
+        assert_eq!(parts("/sumdb/sum.golang.org/latest"), ("sumdb", None));
         assert_eq!(
-            classify("/example.com/m/@v/v1.0.0.zip"),
+            parts("/example.com/m/@v/v1.0.0.zip"),
             ("zip", Some("example.com/m".to_owned()))
         );
         assert_eq!(
-            classify("/example.com/!m/@v/list"),
+            parts("/example.com/!m/@v/list"),
             ("list", Some("example.com/M".to_owned()))
         );
-        assert_eq!(classify("/no/such/thing"), ("invalid", None));
+        assert_eq!(parts("/no/such/thing"), ("invalid", None));
     }
 }

@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use crate::cache::usage::UsageDb;
 use crate::config::Settings;
 use crate::fetch::{CacheOutcome, Fetcher};
-use crate::metrics::Metrics;
+use crate::metrics::{Endpoint, Metrics};
 use crate::sumdb::proxy::{SumDbProxy, SumDbProxyError};
 pub use error::{ApiError, ErrorReason};
 use route::Route;
@@ -76,44 +76,60 @@ async fn handle(State(state): State<AppState>, request: Request) -> Response {
     let route = match route::parse(request.uri().path()) {
         Ok(route) => route,
         Err(rejection) => {
-            return ApiError::new(rejection.status, rejection.message).into_response();
+            let mut response = ApiError::new(rejection.status, rejection.message).into_response();
+            response.extensions_mut().insert(log::Classified {
+                kind: Endpoint::Invalid,
+                module: None,
+            });
+            return response;
         }
     };
-    match route {
+    let classified = log::classify_route(&route);
+    let mut response = match route {
         Route::Health => json_ok(r#"{"status":"ok"}"#),
         Route::Ready => ready(&state).await,
         Route::SumDb(rest) => sumdb(&state, &rest, method == Method::HEAD).await,
-        Route::Artifact(key) => {
-            let resolved = match state.fetcher.resolve(&key).await {
-                Ok(resolved) => resolved,
-                Err(err) => return ApiError::from(err).into_response(),
-            };
-            // Queued for the usage writer; never waits on the database.
-            if let (Some(usage), Some(version)) = (&state.usage, key.escaped_version()) {
-                usage.touch(&key.module.escaped(), &version);
-            }
-            let cache_control = match resolved.outcome {
-                CacheOutcome::Stale => HeaderValue::from_static("no-cache"),
-                _ if key.is_immutable() => HeaderValue::from_static(IMMUTABLE_CACHE_CONTROL),
-                _ => HeaderValue::try_from(format!(
-                    "public, max-age={}",
-                    state.settings.list_ttl.as_secs()
-                ))
-                .unwrap_or_else(|_| HeaderValue::from_static("no-cache")),
-            };
-            let opts = serve::ServeOptions {
-                content_type: key.content_type(),
-                cache_control,
-                head: method == Method::HEAD,
-            };
-            let mut response = serve::respond(resolved.object, headers, opts).await;
-            response.headers_mut().insert(
-                CACHE_HEADER,
-                HeaderValue::from_static(resolved.outcome.as_str()),
-            );
-            response
-        }
+        Route::Artifact(key) => artifact(&state, key, method == Method::HEAD, headers).await,
+    };
+    response.extensions_mut().insert(classified);
+    response
+}
+
+/// Serves one module artifact (`list`, `.info`, `.mod`, `.zip`, `@latest`).
+async fn artifact(
+    state: &AppState,
+    key: crate::cache::ArtifactKey,
+    head: bool,
+    headers: &axum::http::HeaderMap,
+) -> Response {
+    let resolved = match state.fetcher.resolve(&key).await {
+        Ok(resolved) => resolved,
+        Err(err) => return ApiError::from(err).into_response(),
+    };
+    // Queued for the usage writer; never waits on the database.
+    if let (Some(usage), Some(version)) = (&state.usage, key.escaped_version()) {
+        usage.touch(&key.module.escaped(), &version);
     }
+    let cache_control = match resolved.outcome {
+        CacheOutcome::Stale => HeaderValue::from_static("no-cache"),
+        _ if key.is_immutable() => HeaderValue::from_static(IMMUTABLE_CACHE_CONTROL),
+        _ => HeaderValue::try_from(format!(
+            "public, max-age={}",
+            state.settings.list_ttl.as_secs()
+        ))
+        .unwrap_or_else(|_| HeaderValue::from_static("no-cache")),
+    };
+    let opts = serve::ServeOptions {
+        content_type: key.content_type(),
+        cache_control,
+        head,
+    };
+    let mut response = serve::respond(resolved.object, headers, opts).await;
+    response.headers_mut().insert(
+        CACHE_HEADER,
+        HeaderValue::from_static(resolved.outcome.as_str()),
+    );
+    response
 }
 
 fn method_not_allowed(method: &Method) -> Response {

@@ -49,7 +49,7 @@ pub async fn respond(object: Object, request: &HeaderMap, opts: ServeOptions) ->
         .header(ETAG, &tag)
         .header(LAST_MODIFIED, &last_modified)
         .header(CACHE_CONTROL, opts.cache_control)
-        .header(ACCEPT_RANGES, "bytes");
+        .header(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
 
     if not_modified(request, &tag, meta.modified) {
         return builder
@@ -73,7 +73,7 @@ pub async fn respond(object: Object, request: &HeaderMap, opts: ServeOptions) ->
             return response;
         }
     };
-    builder = builder.header(CONTENT_TYPE, opts.content_type);
+    builder = builder.header(CONTENT_TYPE, HeaderValue::from_static(opts.content_type));
     let (status, start, len) = match range {
         Some((start, end)) => {
             builder = builder.header(CONTENT_RANGE, format!("bytes {start}-{end}/{}", meta.size));
