@@ -1,14 +1,19 @@
 //! One log line per request: client, method, path, status, bytes, duration and
 //! cache outcome; the same facts feed the metrics and the status page.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Request};
+use axum::http::Method;
 use axum::http::header::CONTENT_LENGTH;
-use axum::middleware::Next;
 use axum::response::Response;
+use tower_layer::Layer;
+use tower_service::Service;
 
 use super::route::{self, Route};
 use super::{CACHE_HEADER, ErrorReason};
@@ -24,23 +29,86 @@ pub struct Classified {
     pub module: Option<ModulePath>,
 }
 
-pub async fn log_request(
-    State(metrics): State<Arc<Metrics>>,
-    request: Request,
-    next: Next,
+/// The logging layer: outermost, so that refused requests are logged too.
+/// Written out as a service rather than `middleware::from_fn`, which boxes
+/// a clone of the inner service and a `Next` on every request.
+#[derive(Clone)]
+pub struct LogLayer {
+    metrics: Arc<Metrics>,
+}
+
+impl LogLayer {
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        LogLayer { metrics }
+    }
+}
+
+impl<S> Layer<S> for LogLayer {
+    type Service = LogService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        LogService {
+            inner,
+            metrics: Arc::clone(&self.metrics),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct LogService<S> {
+    inner: S,
+    metrics: Arc<Metrics>,
+}
+
+impl<S> Service<Request> for LogService<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let started = Instant::now();
+        let method = request.method().clone();
+        // Cloning a Uri shares its bytes; no copy of the path per request.
+        let uri = request.uri().clone();
+        let client = Client(
+            request
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0),
+        );
+        let answer = self.inner.call(request);
+        let metrics = Arc::clone(&self.metrics);
+        Box::pin(async move {
+            let response = answer.await?;
+            Ok(finish(
+                &metrics,
+                started,
+                &method,
+                uri.path(),
+                client,
+                response,
+            ))
+        })
+    }
+}
+
+/// Records the answered request (metrics, status page) and writes its line.
+fn finish(
+    metrics: &Metrics,
+    started: Instant,
+    method: &Method,
+    path: &str,
+    client: Client,
+    mut response: Response,
 ) -> Response {
-    let started = Instant::now();
-    let method = request.method().clone();
-    // Cloning a Uri shares its bytes; no copy of the path per request.
-    let uri = request.uri().clone();
-    let path = uri.path();
-    let client = Client(
-        request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0),
-    );
-    let mut response = next.run(request).await;
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     let bytes = response
