@@ -64,6 +64,11 @@ async fn lists_are_refreshed_after_the_ttl() {
         "a new version appears after the TTL"
     );
     assert_eq!(upstream.hits(LIST), 2);
+    // The copy kept in memory before the refresh is not served again.
+    let again = proxy.get(LIST).await;
+    assert_eq!(again.headers()["x-goproxy-cache"], "hit");
+    assert_eq!(again.text().await.unwrap(), "v1.0.0\nv1.1.0\n");
+    assert_eq!(upstream.hits(LIST), 2);
 }
 
 #[tokio::test]

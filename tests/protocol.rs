@@ -381,3 +381,47 @@ async fn bare_major_version_info_is_resolved_upstream() {
     );
     assert_eq!(upstream.hits("/example.com/inc/@v/v2.0.0.mod"), 0);
 }
+
+/// Zips over the memory cache's size stream from the file in 128 KiB chunks;
+/// a range inside must come out byte for byte, across chunk boundaries.
+#[tokio::test]
+async fn ranges_of_a_streamed_zip_cross_chunk_boundaries() {
+    let upstream = FakeUpstream::start().await;
+    let m = Module::sized("example.com/large", "v1.0.0", 400 * 1024);
+    upstream.add(m.clone());
+    let proxy = TestProxy::start(&[&upstream.url]).await;
+    let path = format!("{}{}", proxy.url, m.url_path("zip"));
+    let miss = client().get(&path).send().await.unwrap();
+    assert_eq!(miss.bytes().await.unwrap(), m.zip);
+
+    let full = client().get(&path).send().await.unwrap();
+    assert_eq!(full.headers()["x-goproxy-cache"], "hit");
+    assert_eq!(
+        full.bytes().await.unwrap(),
+        m.zip,
+        "whole zip from the file"
+    );
+
+    let (start, end) = (100_000, 300_000);
+    let part = client()
+        .get(&path)
+        .header("range", format!("bytes={start}-{end}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        part.headers()["content-range"],
+        format!("bytes {start}-{end}/{}", m.zip.len()).as_str()
+    );
+    assert_eq!(part.bytes().await.unwrap(), m.zip[start..=end]);
+
+    let tail = client()
+        .get(&path)
+        .header("range", "bytes=-70000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tail.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(tail.bytes().await.unwrap(), m.zip[m.zip.len() - 70000..]);
+}

@@ -1,8 +1,13 @@
 //! Small immutable artifacts kept in memory, so that the commonest hits
 //! (`.info`, `.mod`, small zips) cost neither a file open nor a trip to the
-//! blocking pool. Only immutable artifacts are kept: their bytes never change
-//! once stored, so a copy can never be out of date. Bounded by bytes; the
-//! least useful entries go first. Reads take no global lock.
+//! blocking pool. Immutable artifacts are kept as long as the budget allows:
+//! their bytes never change once stored. Mutable ones (lists, `@latest`) are
+//! kept too, but the caller serves a copy only while it is fresh by the same
+//! rule as the file it was read from (age since its modification time under
+//! `list_ttl`), so memory never serves a list the disk would not. Bounded by
+//! bytes; the least useful entries go first. Reads take no global lock.
+
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use moka::sync::Cache;
@@ -43,8 +48,18 @@ impl HotCache {
         Some(HotCache { entries })
     }
 
-    pub fn get(&self, key: &str) -> Option<Object> {
-        self.entries.get(key).map(|entry| Object {
+    /// The copy of `key`, if one is kept. With `ttl` (a mutable artifact), only
+    /// while [`is_fresh`]: an outdated copy is dropped, and the caller reads the
+    /// file (and offers what it finds, replacing the copy).
+    pub fn get(&self, key: &str, ttl: Option<Duration>) -> Option<Object> {
+        let entry = self.entries.get(key)?;
+        if let Some(ttl) = ttl
+            && !is_fresh(&entry.meta, ttl)
+        {
+            self.entries.invalidate(key);
+            return None;
+        }
+        Some(Object {
             meta: entry.meta,
             body: ObjectBody::Bytes(entry.bytes),
         })
@@ -74,17 +89,28 @@ impl HotCache {
     }
 }
 
+/// A mutable artifact (list, `@latest`) may be served from cache while it was
+/// modified less than `ttl` ago; a clock that went backwards counts as fresh.
+pub fn is_fresh(meta: &ObjectMeta, ttl: Duration) -> bool {
+    let age = SystemTime::now()
+        .duration_since(meta.modified)
+        .unwrap_or(Duration::ZERO);
+    age < ttl
+}
+
 #[cfg(test)]
 mod tests {
-    use std::time::SystemTime;
-
     use super::*;
 
     fn object(len: usize) -> Object {
+        object_at(len, SystemTime::UNIX_EPOCH)
+    }
+
+    fn object_at(len: usize, modified: SystemTime) -> Object {
         Object {
             meta: ObjectMeta {
                 size: len as u64,
-                modified: SystemTime::UNIX_EPOCH,
+                modified,
             },
             body: ObjectBody::Bytes(Bytes::from(vec![7u8; len])),
         }
@@ -100,14 +126,14 @@ mod tests {
     #[test]
     fn keeps_small_objects_and_forgets_removed_ones() {
         let hot = HotCache::new(1 << 20).unwrap();
-        assert!(hot.get("a/@v/v1.0.0.mod").is_none());
+        assert!(hot.get("a/@v/v1.0.0.mod", None).is_none());
         let back = hot.offer("a/@v/v1.0.0.mod", object(10));
         assert_eq!(body(back).len(), 10);
-        let hit = hot.get("a/@v/v1.0.0.mod").expect("kept");
+        let hit = hot.get("a/@v/v1.0.0.mod", None).expect("kept");
         assert_eq!(hit.meta.size, 10);
         assert_eq!(body(hit), Bytes::from(vec![7u8; 10]));
         hot.remove("a/@v/v1.0.0.mod");
-        assert!(hot.get("a/@v/v1.0.0.mod").is_none());
+        assert!(hot.get("a/@v/v1.0.0.mod", None).is_none());
     }
 
     #[test]
@@ -115,7 +141,7 @@ mod tests {
         assert!(HotCache::new(0).is_none());
         let hot = HotCache::new(1 << 20).unwrap();
         hot.offer("big", object(MAX_ENTRY as usize + 1));
-        assert!(hot.get("big").is_none());
+        assert!(hot.get("big", None).is_none());
     }
 
     #[test]
@@ -128,5 +154,44 @@ mod tests {
         hot.entries.run_pending_tasks();
         assert!(hot.entries.weighted_size() <= budget);
         assert!(hot.entries.entry_count() < 200);
+    }
+
+    #[test]
+    fn mutable_copies_are_served_only_while_fresh() {
+        let hot = HotCache::new(1 << 20).unwrap();
+        let ttl = Duration::from_secs(60);
+        let now = SystemTime::now();
+        hot.offer("m/@v/list", object_at(10, now - Duration::from_secs(30)));
+        let hit = hot.get("m/@v/list", Some(ttl)).expect("fresh copy served");
+        assert_eq!(body(hit).len(), 10);
+        // The same copy is outdated under a shorter TTL: not served, and dropped.
+        assert!(
+            hot.get("m/@v/list", Some(Duration::from_secs(10)))
+                .is_none()
+        );
+        assert!(hot.get("m/@v/list", Some(ttl)).is_none());
+
+        // A refreshed file offered again replaces the outdated copy.
+        hot.offer("m/@v/list", object_at(10, now - Duration::from_secs(90)));
+        assert!(hot.get("m/@v/list", Some(ttl)).is_none());
+        hot.offer("m/@v/list", object_at(12, now));
+        assert_eq!(body(hot.get("m/@v/list", Some(ttl)).unwrap()).len(), 12);
+    }
+
+    #[test]
+    fn freshness_is_age_under_the_ttl() {
+        let ttl = Duration::from_secs(60);
+        let meta = |age: u64| ObjectMeta {
+            size: 0,
+            modified: SystemTime::now() - Duration::from_secs(age),
+        };
+        assert!(is_fresh(&meta(0), ttl));
+        assert!(is_fresh(&meta(59), ttl));
+        assert!(!is_fresh(&meta(61), ttl));
+        let future = ObjectMeta {
+            size: 0,
+            modified: SystemTime::now() + Duration::from_secs(3600),
+        };
+        assert!(is_fresh(&future, ttl));
     }
 }

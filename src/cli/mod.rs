@@ -7,6 +7,7 @@ mod auth;
 mod cache;
 mod docs;
 mod healthcheck;
+mod log_writer;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -15,7 +16,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
@@ -132,7 +132,7 @@ fn serve(args: &CliArgs, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result
     };
     // Decided before logging starts: with bars, log lines are written above them.
     let progress = Output::choose(settings.progress, settings.log_format, stderr);
-    let (writer, flush) = log_writer(&progress);
+    let (writer, flush) = log_writer(&progress)?;
     init_logging(&settings, writer)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -144,38 +144,32 @@ fn serve(args: &CliArgs, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result
     result
 }
 
-/// How many log lines may wait for the writer thread. When it falls behind by
-/// this much (stderr blocked by a slow reader), logging callers wait for room
-/// rather than lose lines; a line is a few hundred bytes, so the queue stays
-/// within a few MiB.
-const LOG_QUEUE_LINES: usize = 8192;
-
 /// Where log lines go. Plain stderr is written by a dedicated thread so that a
 /// request never waits for the write (or for a lock shared with every other
 /// request); with bars the lines are written in place, above the bars.
-fn log_writer(progress: &Output) -> (BoxMakeWriter, Arc<LogFlush>) {
+fn log_writer(progress: &Output) -> anyhow::Result<(BoxMakeWriter, Arc<LogFlush>)> {
     if matches!(progress, Output::Bars(_)) {
-        return (progress.log_writer(), Arc::new(LogFlush(Mutex::new(None))));
+        return Ok((progress.log_writer(), Arc::new(LogFlush(Mutex::new(None)))));
     }
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .buffered_lines_limit(LOG_QUEUE_LINES)
-        .lossy(false)
-        .thread_name("goproxy-log")
-        .finish(std::io::stderr());
-    (
+    let (writer, guard) =
+        log_writer::spawn(std::io::stderr()).context("cannot start the log writer thread")?;
+    Ok((
         BoxMakeWriter::new(writer),
         Arc::new(LogFlush(Mutex::new(Some(guard)))),
-    )
+    ))
 }
 
 /// Holds the log writer thread open; [`LogFlush::flush`] writes out what is
-/// queued and ends it (later lines are dropped), so call it just before exiting.
-pub(crate) struct LogFlush(Mutex<Option<WorkerGuard>>);
+/// queued and ends it (later lines are written directly), so call it just
+/// before exiting.
+pub(crate) struct LogFlush(Mutex<Option<log_writer::Guard>>);
 
 impl LogFlush {
     pub(crate) fn flush(&self) {
         let guard = self.0.lock().unwrap_or_else(PoisonError::into_inner).take();
-        drop(guard);
+        if let Some(guard) = guard {
+            guard.finish();
+        }
     }
 }
 

@@ -211,7 +211,7 @@ pub struct CliArgs {
     #[arg(long, value_name = "N")]
     pub max_concurrent_downloads: Option<String>,
 
-    /// Memory for small immutable artifacts (.info, .mod, zips up to 64KiB)
+    /// Memory for small artifacts (.info, .mod, lists, zips up to 64KiB)
     /// served on cache hits, e.g. 64MiB; 0 turns it off.
     /// [env: MEMORY_CACHE_SIZE] [default: 32MiB]
     #[arg(long, value_name = "SIZE")]

@@ -373,7 +373,7 @@ pub struct Settings {
     pub download_parallel_threshold: u64,
     /// Zip downloads from upstreams at the same time; 0 means no limit.
     pub max_concurrent_downloads: u32,
-    /// Bytes of small immutable artifacts (`.info`, `.mod`, small zips) kept in
+    /// Bytes of small artifacts (`.info`, `.mod`, lists, small zips) kept in
     /// memory for hits; 0 turns the memory cache off.
     pub memory_cache_size: u64,
     /// SHA-256 digests of the bearer tokens clients may present.

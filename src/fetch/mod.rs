@@ -7,7 +7,7 @@ mod store;
 pub mod validate;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -196,8 +196,11 @@ impl Fetcher {
             name: key.display_name(),
             source,
         };
-        let hot = self.hot.as_ref().filter(|_| key.is_immutable());
-        if let Some(object) = hot.and_then(|hot| hot.get(&skey)) {
+        // Mutable artifacts (lists, `@latest`) are served from memory only
+        // while fresh by the rule `is_fresh` applies to their files.
+        let ttl = (!key.is_immutable()).then_some(self.settings.list_ttl);
+        let hot = self.hot.as_ref();
+        if let Some(object) = hot.and_then(|hot| hot.get(&skey, ttl)) {
             return Ok(Resolved {
                 object,
                 outcome: CacheOutcome::Hit,
@@ -256,10 +259,7 @@ impl Fetcher {
     }
 
     fn is_fresh(&self, object: &Object) -> bool {
-        let age = SystemTime::now()
-            .duration_since(object.meta.modified)
-            .unwrap_or(Duration::ZERO);
-        age < self.settings.list_ttl
+        crate::cache::hot::is_fresh(&object.meta, self.settings.list_ttl)
     }
 
     async fn read_back(

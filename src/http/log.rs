@@ -1,36 +1,114 @@
 //! One log line per request: client, method, path, status, bytes, duration and
 //! cache outcome; the same facts feed the metrics and the status page.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Request};
+use axum::http::Method;
 use axum::http::header::CONTENT_LENGTH;
-use axum::middleware::Next;
 use axum::response::Response;
+use tower_layer::Layer;
+use tower_service::Service;
 
 use super::route::{self, Route};
 use super::{CACHE_HEADER, ErrorReason};
-use crate::metrics::{Metrics, RequestRecord, artifact_kind};
+use crate::gomod::ModulePath;
+use crate::metrics::{Endpoint, Metrics, RequestRecord};
 
-pub async fn log_request(
-    State(metrics): State<Arc<Metrics>>,
-    request: Request,
-    next: Next,
+/// What the handler found the request to be, handed to the log line in the
+/// response's extensions so that the path is not parsed a second time.
+#[derive(Clone)]
+pub struct Classified {
+    pub kind: Endpoint,
+    /// The module an artifact request named.
+    pub module: Option<ModulePath>,
+}
+
+/// The logging layer: outermost, so that refused requests are logged too.
+/// Written out as a service rather than `middleware::from_fn`, which boxes
+/// a clone of the inner service and a `Next` on every request.
+#[derive(Clone)]
+pub struct LogLayer {
+    metrics: Arc<Metrics>,
+}
+
+impl LogLayer {
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        LogLayer { metrics }
+    }
+}
+
+impl<S> Layer<S> for LogLayer {
+    type Service = LogService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        LogService {
+            inner,
+            metrics: Arc::clone(&self.metrics),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct LogService<S> {
+    inner: S,
+    metrics: Arc<Metrics>,
+}
+
+impl<S> Service<Request> for LogService<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let started = Instant::now();
+        let method = request.method().clone();
+        // Cloning a Uri shares its bytes; no copy of the path per request.
+        let uri = request.uri().clone();
+        let client = Client(
+            request
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0),
+        );
+        let answer = self.inner.call(request);
+        let metrics = Arc::clone(&self.metrics);
+        Box::pin(async move {
+            let response = answer.await?;
+            Ok(finish(
+                &metrics,
+                started,
+                &method,
+                uri.path(),
+                client,
+                response,
+            ))
+        })
+    }
+}
+
+/// Records the answered request (metrics, status page) and writes its line.
+fn finish(
+    metrics: &Metrics,
+    started: Instant,
+    method: &Method,
+    path: &str,
+    client: Client,
+    mut response: Response,
 ) -> Response {
-    let started = Instant::now();
-    let method = request.method().clone();
-    // Cloning a Uri shares its bytes; no copy of the path per request.
-    let uri = request.uri().clone();
-    let path = uri.path();
-    let client = Client(
-        request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0),
-    );
-    let response = next.run(request).await;
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     let bytes = response
@@ -50,7 +128,10 @@ pub async fn log_request(
         Some("negative") => "negative",
         _ => "none",
     };
-    let (kind, module) = classify(path);
+    let Classified { kind, module } = response
+        .extensions_mut()
+        .remove::<Classified>()
+        .unwrap_or_else(|| classify(path));
     metrics.request(&RequestRecord {
         kind,
         status,
@@ -58,7 +139,7 @@ pub async fn log_request(
         duration: elapsed,
         bytes,
         path,
-        module: module.as_deref(),
+        module: module.as_ref().map(ModulePath::as_str),
         reason: response
             .extensions()
             .get::<ErrorReason>()
@@ -66,7 +147,7 @@ pub async fn log_request(
     });
     let cache = if cache == "none" { "-" } else { cache };
     let duration_ms = (elapsed.as_secs_f64() * 10_000.0).round() / 10.0;
-    if kind == "health" || kind == "ready" {
+    if matches!(kind, Endpoint::Health | Endpoint::Ready) {
         tracing::debug!(%client, %method, %path, status, bytes, duration_ms, cache, "request");
     } else {
         tracing::info!(%client, %method, %path, status, bytes, duration_ms, cache, "request");
@@ -86,41 +167,56 @@ impl std::fmt::Display for Client {
     }
 }
 
-/// The endpoint kind (a bounded label) and, for artifacts, the module named.
-fn classify(path: &str) -> (&'static str, Option<String>) {
+/// The endpoint kind and, for artifacts, the module named; for answers the
+/// handler did not classify (other routes, refused by authentication).
+fn classify(path: &str) -> Classified {
+    let kind = |kind| Classified { kind, module: None };
     match path {
-        "/" => return ("status_page", None),
-        "/api/status" => return ("status_api", None),
-        "/metrics" => return ("metrics", None),
-        "/index" => return ("index", None),
+        "/" => return kind(Endpoint::StatusPage),
+        "/api/status" => return kind(Endpoint::StatusApi),
+        "/metrics" => return kind(Endpoint::Metrics),
+        "/index" => return kind(Endpoint::Index),
         _ => {}
     }
     match route::parse(path) {
-        Ok(Route::Health) => ("health", None),
-        Ok(Route::Ready) => ("ready", None),
-        Ok(Route::SumDb(_)) => ("sumdb", None),
-        Ok(Route::Artifact(key)) => (artifact_kind(&key.kind), Some(key.module.to_string())),
-        Err(_) => ("invalid", None),
+        Ok(route) => classify_route(&route),
+        Err(_) => kind(Endpoint::Invalid),
     }
+}
+
+/// The classification of a parsed request.
+pub fn classify_route(route: &Route) -> Classified {
+    let (kind, module) = match route {
+        Route::Health => (Endpoint::Health, None),
+        Route::Ready => (Endpoint::Ready, None),
+        Route::SumDb(_) => (Endpoint::SumDb, None),
+        Route::Artifact(key) => (Endpoint::of_artifact(&key.kind), Some(key.module.clone())),
+    };
+    Classified { kind, module }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::classify;
+    use super::*;
+
+    fn parts(path: &str) -> (&'static str, Option<String>) {
+        let c = classify(path);
+        (c.kind.as_str(), c.module.map(|m| m.as_str().to_owned()))
+    }
 
     #[test]
     fn kinds_are_bounded_and_name_modules_only_for_artifacts() {
-        assert_eq!(classify("/"), ("status_page", None));
-        assert_eq!(classify("/healthz"), ("health", None));
-        assert_eq!(classify("/sumdb/sum.golang.org/latest"), ("sumdb", None));
+        assert_eq!(parts("/"), ("status_page", None));
+        assert_eq!(parts("/healthz"), ("health", None));
+        assert_eq!(parts("/sumdb/sum.golang.org/latest"), ("sumdb", None));
         assert_eq!(
-            classify("/example.com/m/@v/v1.0.0.zip"),
+            parts("/example.com/m/@v/v1.0.0.zip"),
             ("zip", Some("example.com/m".to_owned()))
         );
         assert_eq!(
-            classify("/example.com/!m/@v/list"),
+            parts("/example.com/!m/@v/list"),
             ("list", Some("example.com/M".to_owned()))
         );
-        assert_eq!(classify("/no/such/thing"), ("invalid", None));
+        assert_eq!(parts("/no/such/thing"), ("invalid", None));
     }
 }

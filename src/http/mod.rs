@@ -14,7 +14,7 @@ pub mod tls;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::header::{ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use crate::cache::usage::UsageDb;
 use crate::config::Settings;
 use crate::fetch::{CacheOutcome, Fetcher};
-use crate::metrics::Metrics;
+use crate::metrics::{Endpoint, Metrics};
 use crate::sumdb::proxy::{SumDbProxy, SumDbProxyError};
 pub use error::{ApiError, ErrorReason};
 use route::Route;
@@ -43,13 +43,33 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
 }
 
+/// What the artifact handler needs, shared by reference: extracting
+/// `State<AppState>` would clone (and later drop) each of its handles on
+/// every request.
+struct Edge {
+    state: AppState,
+    /// `Cache-Control` of fresh mutable answers (lists, `@latest`).
+    list_cache_control: HeaderValue,
+}
+
 pub fn router(state: AppState) -> Router {
+    let edge = Arc::new(Edge {
+        list_cache_control: HeaderValue::try_from(format!(
+            "public, max-age={}",
+            state.settings.list_ttl.as_secs()
+        ))
+        .unwrap_or_else(|_| HeaderValue::from_static("no-cache")),
+        state: state.clone(),
+    });
     let mut router = Router::new()
         .route("/index", axum::routing::any(index::handle))
         .route("/", axum::routing::get(status::page))
         .route("/api/status", axum::routing::get(status::api))
         .route("/metrics", axum::routing::get(status::metrics))
-        .fallback(handle);
+        .fallback(move |request: Request| {
+            let edge = Arc::clone(&edge);
+            async move { handle(&edge, request).await }
+        });
     if let Some(authenticator) = auth::Authenticator::new(Arc::clone(&state.settings)) {
         router = router.layer(axum::middleware::from_fn_with_state(
             authenticator,
@@ -58,17 +78,13 @@ pub fn router(state: AppState) -> Router {
     }
     // Outermost, so refused requests are logged too.
     let metrics = Arc::clone(&state.metrics);
-    router
-        .layer(axum::middleware::from_fn_with_state(
-            metrics,
-            log::log_request,
-        ))
-        .with_state(state)
+    router.layer(log::LogLayer::new(metrics)).with_state(state)
 }
 
 // Takes the request whole: the Method/Uri/HeaderMap extractors would each
 // clone their part on every hit.
-async fn handle(State(state): State<AppState>, request: Request) -> Response {
+async fn handle(edge: &Edge, request: Request) -> Response {
+    let state = &edge.state;
     let (method, headers) = (request.method(), request.headers());
     if method != Method::GET && method != Method::HEAD {
         return method_not_allowed(method);
@@ -76,44 +92,57 @@ async fn handle(State(state): State<AppState>, request: Request) -> Response {
     let route = match route::parse(request.uri().path()) {
         Ok(route) => route,
         Err(rejection) => {
-            return ApiError::new(rejection.status, rejection.message).into_response();
+            let mut response = ApiError::new(rejection.status, rejection.message).into_response();
+            response.extensions_mut().insert(log::Classified {
+                kind: Endpoint::Invalid,
+                module: None,
+            });
+            return response;
         }
     };
-    match route {
+    let classified = log::classify_route(&route);
+    let mut response = match route {
         Route::Health => json_ok(r#"{"status":"ok"}"#),
-        Route::Ready => ready(&state).await,
-        Route::SumDb(rest) => sumdb(&state, &rest, method == Method::HEAD).await,
-        Route::Artifact(key) => {
-            let resolved = match state.fetcher.resolve(&key).await {
-                Ok(resolved) => resolved,
-                Err(err) => return ApiError::from(err).into_response(),
-            };
-            // Queued for the usage writer; never waits on the database.
-            if let (Some(usage), Some(version)) = (&state.usage, key.escaped_version()) {
-                usage.touch(&key.module.escaped(), &version);
-            }
-            let cache_control = match resolved.outcome {
-                CacheOutcome::Stale => HeaderValue::from_static("no-cache"),
-                _ if key.is_immutable() => HeaderValue::from_static(IMMUTABLE_CACHE_CONTROL),
-                _ => HeaderValue::try_from(format!(
-                    "public, max-age={}",
-                    state.settings.list_ttl.as_secs()
-                ))
-                .unwrap_or_else(|_| HeaderValue::from_static("no-cache")),
-            };
-            let opts = serve::ServeOptions {
-                content_type: key.content_type(),
-                cache_control,
-                head: method == Method::HEAD,
-            };
-            let mut response = serve::respond(resolved.object, headers, opts).await;
-            response.headers_mut().insert(
-                CACHE_HEADER,
-                HeaderValue::from_static(resolved.outcome.as_str()),
-            );
-            response
-        }
+        Route::Ready => ready(state).await,
+        Route::SumDb(rest) => sumdb(state, &rest, method == Method::HEAD).await,
+        Route::Artifact(key) => artifact(edge, key, method == Method::HEAD, headers).await,
+    };
+    response.extensions_mut().insert(classified);
+    response
+}
+
+/// Serves one module artifact (`list`, `.info`, `.mod`, `.zip`, `@latest`).
+async fn artifact(
+    edge: &Edge,
+    key: crate::cache::ArtifactKey,
+    head: bool,
+    headers: &axum::http::HeaderMap,
+) -> Response {
+    let state = &edge.state;
+    let resolved = match state.fetcher.resolve(&key).await {
+        Ok(resolved) => resolved,
+        Err(err) => return ApiError::from(err).into_response(),
+    };
+    // Queued for the usage writer; never waits on the database.
+    if let (Some(usage), Some(version)) = (&state.usage, key.escaped_version()) {
+        usage.touch(&key.module.escaped(), &version);
     }
+    let cache_control = match resolved.outcome {
+        CacheOutcome::Stale => HeaderValue::from_static("no-cache"),
+        _ if key.is_immutable() => HeaderValue::from_static(IMMUTABLE_CACHE_CONTROL),
+        _ => edge.list_cache_control.clone(),
+    };
+    let opts = serve::ServeOptions {
+        content_type: key.content_type(),
+        cache_control,
+        head,
+    };
+    let mut response = serve::respond(resolved.object, headers, opts).await;
+    response.headers_mut().insert(
+        CACHE_HEADER,
+        HeaderValue::from_static(resolved.outcome.as_str()),
+    );
+    response
 }
 
 fn method_not_allowed(method: &Method) -> Response {

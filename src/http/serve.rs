@@ -2,7 +2,6 @@
 //! Last-Modified), conditional requests (304), byte ranges (206/416, If-Range) and
 //! HEAD. Bodies stream from storage; nothing is buffered whole.
 
-use std::io::{Read, SeekFrom};
 use std::time::{Duration, SystemTime};
 
 use axum::body::Body;
@@ -15,9 +14,8 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
 use super::ApiError;
-use tokio::io::AsyncSeekExt;
 
-use crate::storage::{Object, ObjectBody, ObjectMeta};
+use crate::storage::{Object, ObjectBody, ObjectMeta, cached_io};
 
 /// Read size when streaming files to clients. A streaming client holds two of
 /// these (the chunk being read and the one being written to the socket), so
@@ -49,7 +47,7 @@ pub async fn respond(object: Object, request: &HeaderMap, opts: ServeOptions) ->
         .header(ETAG, &tag)
         .header(LAST_MODIFIED, &last_modified)
         .header(CACHE_CONTROL, opts.cache_control)
-        .header(ACCEPT_RANGES, "bytes");
+        .header(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
 
     if not_modified(request, &tag, meta.modified) {
         return builder
@@ -73,7 +71,7 @@ pub async fn respond(object: Object, request: &HeaderMap, opts: ServeOptions) ->
             return response;
         }
     };
-    builder = builder.header(CONTENT_TYPE, opts.content_type);
+    builder = builder.header(CONTENT_TYPE, HeaderValue::from_static(opts.content_type));
     let (status, start, len) = match range {
         Some((start, end)) => {
             builder = builder.header(CONTENT_RANGE, format!("bytes {start}-{end}/{}", meta.size));
@@ -91,54 +89,60 @@ pub async fn respond(object: Object, request: &HeaderMap, opts: ServeOptions) ->
             Body::from(bytes.slice(start as usize..end))
         }
         ObjectBody::File {
-            mut file,
+            file,
             len: available,
         } => {
-            if start > 0
-                && let Err(e) = file.seek(SeekFrom::Start(start)).await
-            {
-                tracing::error!(error = %e, "seek in cached file failed");
-                return ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal error reading the cache",
-                )
-                .into_response();
-            }
+            // A whole object's file: the range starts `start` bytes in.
             let len = len.min(available);
-            Body::from_stream(file_chunks(file.into_std().await, len))
+            Body::from_stream(file_chunks(file.into_std().await, start, len))
         }
     };
     builder.body(body).unwrap_or_default()
 }
 
-/// `len` bytes of `file` from its current position, in chunks read on the
-/// blocking pool straight into the buffers handed to the connection: no
-/// intermediate copy (as tokio's `File` plus a `ReaderStream` would make) and
-/// no full-size buffer for a file of a few KiB. A file shorter than `len` ends
-/// the stream early, which the client sees as a short body.
+/// `len` bytes of `file` from `offset`, in chunks read straight into the
+/// buffers handed to the connection: no intermediate copy (as tokio's `File`
+/// plus a `ReaderStream` would make) and no full-size buffer for a file of a
+/// few KiB. A chunk in the page cache is read right here; one that is not is
+/// read on the blocking pool. A file shorter than `len` ends the stream
+/// early, which the client sees as a short body.
 fn file_chunks(
     file: std::fs::File,
+    offset: u64,
     len: u64,
 ) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
-    futures_util::stream::try_unfold((file, len), |(file, remaining)| async move {
-        if remaining == 0 {
-            return Ok(None);
-        }
-        let want = usize::try_from(remaining).map_or(STREAM_CHUNK, |r| r.min(STREAM_CHUNK));
-        let (file, buf) = tokio::task::spawn_blocking(move || {
-            let mut buf = Vec::with_capacity(want);
-            let mut limited = Read::take(file, want as u64);
-            limited.read_to_end(&mut buf)?;
-            Ok::<_, std::io::Error>((limited.into_inner(), buf))
-        })
-        .await
-        .map_err(std::io::Error::other)??;
-        if buf.is_empty() {
-            return Ok(None);
-        }
-        let remaining = remaining - buf.len() as u64;
-        Ok(Some((Bytes::from(buf), (file, remaining))))
-    })
+    futures_util::stream::try_unfold(
+        (file, offset, len),
+        |(file, offset, remaining)| async move {
+            if remaining == 0 {
+                return Ok(None);
+            }
+            let want = usize::try_from(remaining).map_or(STREAM_CHUNK, |r| r.min(STREAM_CHUNK));
+            let mut buf = vec![0u8; want];
+            let (file, buf) = match cached_io::read_at(&file, &mut buf, offset) {
+                Some(Ok(n)) => {
+                    buf.truncate(n);
+                    (file, buf)
+                }
+                Some(Err(e)) => return Err(e),
+                None => tokio::task::spawn_blocking(move || {
+                    let n = cached_io::read_at_blocking(&file, &mut buf, offset)?;
+                    buf.truncate(n);
+                    Ok::<_, std::io::Error>((file, buf))
+                })
+                .await
+                .map_err(std::io::Error::other)??,
+            };
+            if buf.is_empty() {
+                return Ok(None);
+            }
+            let read = buf.len() as u64;
+            Ok(Some((
+                Bytes::from(buf),
+                (file, offset + read, remaining - read),
+            )))
+        },
+    )
 }
 
 /// RFC 9110 §13.1.2/13.1.3: If-None-Match wins over If-Modified-Since.

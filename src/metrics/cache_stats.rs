@@ -16,6 +16,11 @@ use crate::storage::Storage;
 pub const MIN_GAP: Duration = Duration::from_secs(2);
 /// Longest time a scan result is used without a change being seen.
 pub const MAX_AGE: Duration = Duration::from_secs(60);
+/// How often the recorder's upkeep runs between scans. Every request's
+/// duration is kept as a raw sample until upkeep folds it into its bucket:
+/// once a minute, a busy proxy held millions of them (tens of MiB), and
+/// folding them all at once stalled a runtime thread for tens of milliseconds.
+pub const UPKEEP_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Default)]
 pub struct CacheStats {
@@ -62,9 +67,47 @@ impl CacheStats {
             }
             upkeep();
             tokio::time::sleep(MIN_GAP).await;
-            if !self.dirty.load(Ordering::Acquire) {
-                let _ = tokio::time::timeout(MAX_AGE - MIN_GAP, self.wake.notified()).await;
+            upkeep();
+            let deadline = Instant::now() + (MAX_AGE - MIN_GAP);
+            while !self.dirty.load(Ordering::Acquire) {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                let _ = tokio::time::timeout(left.min(UPKEEP_EVERY), self.wake.notified()).await;
+                upkeep();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+    use crate::storage::memory::MemoryStorage;
+
+    #[tokio::test]
+    async fn upkeep_runs_every_second_while_nothing_changes() {
+        let stats = Arc::new(CacheStats::default());
+        let upkeeps = Arc::new(AtomicUsize::new(0));
+        let task = {
+            let (stats, upkeeps) = (Arc::clone(&stats), Arc::clone(&upkeeps));
+            tokio::spawn(async move {
+                let storage = MemoryStorage::new();
+                stats
+                    .run(&storage, || {
+                        upkeeps.fetch_add(1, Ordering::Relaxed);
+                    })
+                    .await
+            })
+        };
+        tokio::time::sleep(MIN_GAP + UPKEEP_EVERY * 2 + Duration::from_millis(500)).await;
+        task.abort();
+        // After the scan, after MIN_GAP, then once per UPKEEP_EVERY.
+        assert!(upkeeps.load(Ordering::Relaxed) >= 4, "{upkeeps:?}");
+        assert!(stats.snapshot().is_some(), "the scan ran");
     }
 }

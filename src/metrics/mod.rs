@@ -86,9 +86,60 @@ impl Verification {
     }
 }
 
+/// The kind of endpoint a request was for: a bounded label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    StatusPage,
+    StatusApi,
+    Metrics,
+    Index,
+    Health,
+    Ready,
+    SumDb,
+    List,
+    Latest,
+    Info,
+    Mod,
+    Zip,
+    /// A path that is none of the above (refused).
+    Invalid,
+}
+
+impl Endpoint {
+    const COUNT: usize = 13;
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::StatusPage => "status_page",
+            Endpoint::StatusApi => "status_api",
+            Endpoint::Metrics => "metrics",
+            Endpoint::Index => "index",
+            Endpoint::Health => "health",
+            Endpoint::Ready => "ready",
+            Endpoint::SumDb => "sumdb",
+            Endpoint::List => "list",
+            Endpoint::Latest => "latest",
+            Endpoint::Info => "info",
+            Endpoint::Mod => "mod",
+            Endpoint::Zip => "zip",
+            Endpoint::Invalid => "invalid",
+        }
+    }
+
+    pub fn of_artifact(kind: &ArtifactKind) -> Self {
+        match kind {
+            ArtifactKind::List => Endpoint::List,
+            ArtifactKind::Latest => Endpoint::Latest,
+            ArtifactKind::Info(_) => Endpoint::Info,
+            ArtifactKind::Mod(_) => Endpoint::Mod,
+            ArtifactKind::Zip(_) => Endpoint::Zip,
+        }
+    }
+}
+
 /// What one HTTP request did, as recorded at the edge.
 pub struct RequestRecord<'a> {
-    pub kind: &'static str,
+    pub kind: Endpoint,
     pub status: u16,
     pub cache: &'static str,
     pub duration: Duration,
@@ -106,8 +157,44 @@ pub struct Gauges {
     pub downloads_queued: usize,
 }
 
+/// Status codes with their own slot in [`RequestHandles`]; others are
+/// registered per request (they are rare).
+const COMMON_STATUSES: [u16; 5] = [200, 206, 304, 404, 410];
+const CACHE_OUTCOMES: [&str; 5] = ["hit", "miss", "stale", "negative", "none"];
+
+type Lazy<T> = std::sync::OnceLock<T>;
+
+/// The handles every request updates, registered on first use (so that the
+/// exposition lists only series that occurred) and then reused: registering
+/// looks the key up in the recorder's map, which cost more than the update.
+struct RequestHandles {
+    /// By endpoint kind, status slot and cache outcome.
+    requests: Vec<Lazy<Counter>>,
+    durations: [Lazy<Histogram>; Endpoint::COUNT],
+    bytes: [Lazy<Counter>; Endpoint::COUNT],
+}
+
+impl Default for RequestHandles {
+    fn default() -> Self {
+        let slots = Endpoint::COUNT * COMMON_STATUSES.len() * CACHE_OUTCOMES.len();
+        RequestHandles {
+            requests: (0..slots).map(|_| Lazy::new()).collect(),
+            durations: std::array::from_fn(|_| Lazy::new()),
+            bytes: std::array::from_fn(|_| Lazy::new()),
+        }
+    }
+}
+
+/// The slot of a request counter, or None for an uncommon status.
+fn request_slot(kind: Endpoint, status: u16, cache: &str) -> Option<usize> {
+    let status = COMMON_STATUSES.iter().position(|s| *s == status)?;
+    let cache = CACHE_OUTCOMES.iter().position(|c| *c == cache)?;
+    Some(((kind as usize) * COMMON_STATUSES.len() + status) * CACHE_OUTCOMES.len() + cache)
+}
+
 pub struct Metrics {
     recorder: PrometheusRecorder,
+    handles: RequestHandles,
     handle: PrometheusHandle,
     started: std::time::Instant,
     status: StatusBook,
@@ -129,6 +216,7 @@ impl Metrics {
         let handle = recorder.handle();
         let metrics = Metrics {
             recorder,
+            handles: RequestHandles::default(),
             handle,
             started: std::time::Instant::now(),
             status: StatusBook::default(),
@@ -259,19 +347,26 @@ impl Metrics {
 
     /// Counts one answered HTTP request.
     pub fn request(&self, record: &RequestRecord<'_>) {
-        let kind = Label::new("kind", record.kind);
-        self.counter(
-            REQUESTS,
+        let kind = record.kind;
+        let labels = || {
             vec![
-                kind.clone(),
+                Label::new("kind", kind.as_str()),
                 Label::new("status", status_label(record.status)),
                 Label::new("cache", record.cache),
-            ],
-        )
-        .increment(1);
-        self.histogram(REQUEST_DURATION, vec![kind.clone()])
+            ]
+        };
+        match request_slot(kind, record.status, record.cache) {
+            Some(slot) => self.handles.requests[slot]
+                .get_or_init(|| self.counter(REQUESTS, labels()))
+                .increment(1),
+            None => self.counter(REQUESTS, labels()).increment(1),
+        }
+        let kind_label = || vec![Label::new("kind", kind.as_str())];
+        self.handles.durations[kind as usize]
+            .get_or_init(|| self.histogram(REQUEST_DURATION, kind_label()))
             .record(record.duration.as_secs_f64());
-        self.counter(RESPONSE_BYTES, vec![kind])
+        self.handles.bytes[kind as usize]
+            .get_or_init(|| self.counter(RESPONSE_BYTES, kind_label()))
             .increment(record.bytes);
         self.status.record(record);
     }
@@ -361,13 +456,7 @@ impl Metrics {
 
 /// The endpoint kind of an artifact, as used in labels.
 pub fn artifact_kind(kind: &ArtifactKind) -> &'static str {
-    match kind {
-        ArtifactKind::List => "list",
-        ArtifactKind::Latest => "latest",
-        ArtifactKind::Info(_) => "info",
-        ArtifactKind::Mod(_) => "mod",
-        ArtifactKind::Zip(_) => "zip",
-    }
+    Endpoint::of_artifact(kind).as_str()
 }
 
 /// The status code as a label value, without formatting one for the codes
@@ -389,3 +478,110 @@ fn metadata() -> Metadata<'static> {
 
 /// Shared handle, as held by every instrumented component.
 pub type SharedMetrics = Arc<Metrics>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KINDS: [Endpoint; Endpoint::COUNT] = [
+        Endpoint::StatusPage,
+        Endpoint::StatusApi,
+        Endpoint::Metrics,
+        Endpoint::Index,
+        Endpoint::Health,
+        Endpoint::Ready,
+        Endpoint::SumDb,
+        Endpoint::List,
+        Endpoint::Latest,
+        Endpoint::Info,
+        Endpoint::Mod,
+        Endpoint::Zip,
+        Endpoint::Invalid,
+    ];
+
+    #[test]
+    fn every_common_request_has_its_own_slot() {
+        let mut seen = std::collections::HashSet::new();
+        for kind in KINDS {
+            for status in COMMON_STATUSES {
+                for cache in CACHE_OUTCOMES {
+                    let slot = request_slot(kind, status, cache).expect("a slot");
+                    assert!(slot < RequestHandles::default().requests.len());
+                    assert!(seen.insert(slot), "{kind:?} {status} {cache} shares a slot");
+                }
+            }
+        }
+        assert_eq!(request_slot(Endpoint::Zip, 500, "none"), None);
+        assert_eq!(request_slot(Endpoint::Zip, 200, "other"), None);
+    }
+
+    fn record(
+        kind: Endpoint,
+        status: u16,
+        cache: &'static str,
+        bytes: u64,
+    ) -> RequestRecord<'static> {
+        RequestRecord {
+            kind,
+            status,
+            cache,
+            duration: Duration::from_millis(2),
+            bytes,
+            path: "/p",
+            module: None,
+            reason: None,
+        }
+    }
+
+    fn sample<'a>(text: &'a str, series: &str) -> Option<&'a str> {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+    }
+
+    #[test]
+    fn reused_handles_count_like_registered_ones() {
+        let metrics = Metrics::new();
+        for _ in 0..3 {
+            metrics.request(&record(Endpoint::Info, 200, "hit", 10));
+        }
+        metrics.request(&record(Endpoint::Info, 304, "hit", 0));
+        metrics.request(&record(Endpoint::Zip, 502, "none", 7));
+        metrics.request(&record(Endpoint::Zip, 502, "none", 7));
+        let gauges = Gauges {
+            downloads_active: 0,
+            downloads_queued: 0,
+        };
+        let text = metrics.render(&gauges);
+        let requests = |labels: &str| sample(&text, &format!("{REQUESTS}{{{labels}}}"));
+        assert_eq!(
+            requests(r#"kind="info",status="200",cache="hit""#),
+            Some("3")
+        );
+        assert_eq!(
+            requests(r#"kind="info",status="304",cache="hit""#),
+            Some("1")
+        );
+        assert_eq!(
+            requests(r#"kind="zip",status="502",cache="none""#),
+            Some("2")
+        );
+        // Only series that occurred are listed.
+        assert_eq!(requests(r#"kind="mod",status="200",cache="hit""#), None);
+        assert_eq!(
+            sample(&text, &format!(r#"{RESPONSE_BYTES}{{kind="info"}}"#)),
+            Some("30")
+        );
+        assert_eq!(
+            sample(&text, &format!(r#"{RESPONSE_BYTES}{{kind="zip"}}"#)),
+            Some("14")
+        );
+        assert_eq!(
+            sample(
+                &text,
+                &format!(r#"{REQUEST_DURATION}_count{{kind="info"}}"#)
+            ),
+            Some("4")
+        );
+        assert_eq!(metrics.status().totals().requests, 6);
+    }
+}

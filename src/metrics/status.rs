@@ -203,7 +203,7 @@ mod tests {
         cache: &'static str,
     ) -> RequestRecord<'a> {
         RequestRecord {
-            kind: "info",
+            kind: super::super::Endpoint::Info,
             status,
             cache,
             duration: Duration::from_millis(1),

@@ -21,7 +21,7 @@ use tokio::io::AsyncSeekExt;
 
 use super::{
     Object, ObjectBody, ObjectMeta, PutMode, PutOutcome, Result, Staged, Storage, StorageError,
-    validate_key,
+    cached_io, validate_key,
 };
 
 /// Prefix of every temp file this backend creates (and `tempfile` is told to use).
@@ -487,39 +487,80 @@ fn probe_root(root: &Path) -> io::Result<()> {
 const READ_WHOLE_MAX: u64 = 64 * 1024;
 
 fn open_whole(path: &Path) -> io::Result<Option<Object>> {
-    let mut file = match stdfs::File::open(path) {
+    let file = match stdfs::File::open(path) {
         Ok(f) => f,
         Err(e) if is_absent(&e) => return Ok(None),
         Err(e) => return Err(e),
     };
+    let read = |file: &stdfs::File, buf: &mut [u8]| Some(cached_io::read_at_blocking(file, buf, 0));
+    // Never `None`: the blocking read always answers.
+    whole_object(file, read).unwrap_or_else(|| Err(io::Error::other("read did not complete")))
+}
+
+/// `open_whole` without waiting for the disk: `None` when the lookup or the
+/// bytes are not in memory (the caller then takes the blocking path).
+fn open_whole_cached(path: &Path) -> Option<io::Result<Option<Object>>> {
+    let file = match cached_io::open(path)? {
+        Ok(f) => f,
+        Err(e) if is_absent(&e) => return Some(Ok(None)),
+        Err(e) => return Some(Err(e)),
+    };
+    whole_object(file, |file, buf| {
+        let mut done = 0;
+        while done < buf.len() {
+            match cached_io::read_at(file, &mut buf[done..], done as u64)? {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        Some(Ok(done))
+    })
+}
+
+/// The object of an open file: its bytes when small (read with `read`, which
+/// returns how many it read, or `None` if it would block), else the file.
+fn whole_object(
+    file: stdfs::File,
+    read: impl FnOnce(&stdfs::File, &mut [u8]) -> Option<io::Result<usize>>,
+) -> Option<io::Result<Option<Object>>> {
     // Stat the handle, not the path: the path may be replaced meanwhile, and the
     // size must describe the bytes this handle reads.
-    let m = file.metadata()?;
+    let m = match file.metadata() {
+        Ok(m) => m,
+        Err(e) => return Some(Err(e)),
+    };
     if !m.is_file() {
-        return Ok(None);
+        return Some(Ok(None));
     }
-    let meta = meta_of(&m)?;
+    let meta = match meta_of(&m) {
+        Ok(meta) => meta,
+        Err(e) => return Some(Err(e)),
+    };
     if meta.size > READ_WHOLE_MAX {
-        return Ok(Some(Object {
+        return Some(Ok(Some(Object {
             body: ObjectBody::File {
                 file: tokio::fs::File::from_std(file),
                 len: meta.size,
             },
             meta,
-        }));
+        })));
     }
-    let mut buf = Vec::with_capacity(meta.size as usize);
-    io::Read::read_to_end(&mut io::Read::take(&mut file, meta.size), &mut buf)?;
-    if buf.len() as u64 != meta.size {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "file shorter than its size",
-        ));
+    let mut buf = vec![0u8; meta.size as usize];
+    match read(&file, &mut buf)? {
+        Ok(n) if n as u64 == meta.size => {}
+        Ok(_) => {
+            return Some(Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "file shorter than its size",
+            )));
+        }
+        Err(e) => return Some(Err(e)),
     }
-    Ok(Some(Object {
+    Some(Ok(Some(Object {
         body: ObjectBody::Bytes(Bytes::from(buf)),
         meta,
-    }))
+    })))
 }
 
 impl FsStorage {
@@ -556,9 +597,13 @@ impl Storage for FsStorage {
     async fn get(&self, key: &str) -> Result<Option<Object>> {
         check_key(key)?;
         let path = self.path_of(key);
-        // One trip to the blocking pool for open, stat and (small files) read:
-        // each trip costs more than the work itself when the file is in the page
-        // cache, and `.info`/`.mod`/`list` hits are all small.
+        // Right here when the kernel has everything in memory (the usual hit);
+        // otherwise one trip to the blocking pool for open, stat and (small
+        // files) read: each trip costs more than the work itself when the file
+        // is in the page cache.
+        if let Some(found) = open_whole_cached(&path) {
+            return found.map_err(|e| io_err(key, e));
+        }
         blocking(key, move || open_whole(&path)).await
     }
 

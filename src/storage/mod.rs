@@ -3,6 +3,7 @@
 //! (e.g. `github.com/!azure/go/@v/v1.0.0.zip`), values are immutable blobs except
 //! where the caller overwrites on purpose (lists).
 
+pub mod cached_io;
 #[cfg(test)]
 mod compliance;
 pub mod fs;
