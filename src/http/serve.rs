@@ -22,6 +22,13 @@ use crate::storage::{Object, ObjectBody, ObjectMeta, cached_io};
 /// this sets the memory per concurrent download.
 const STREAM_CHUNK: usize = 128 * 1024;
 
+/// Bodies up to this size are read on the async worker when the page cache
+/// has them. Larger ones always read on the blocking pool: a producer that
+/// never waits lets the connection queue several chunks per client (hyper
+/// buffers up to ~400 KiB before pushing back), which for hundreds of clients
+/// of a large zip is tens of MiB; the trip to the pool paces it.
+const INLINE_READ_MAX: u64 = 4 * 1024 * 1024;
+
 pub struct ServeOptions {
     pub content_type: &'static str,
     pub cache_control: HeaderValue,
@@ -94,7 +101,8 @@ pub async fn respond(object: Object, request: &HeaderMap, opts: ServeOptions) ->
         } => {
             // A whole object's file: the range starts `start` bytes in.
             let len = len.min(available);
-            Body::from_stream(file_chunks(file.into_std().await, start, len))
+            let inline = len <= INLINE_READ_MAX;
+            Body::from_stream(file_chunks(file.into_std().await, start, len, inline))
         }
     };
     builder.body(body).unwrap_or_default()
@@ -103,23 +111,28 @@ pub async fn respond(object: Object, request: &HeaderMap, opts: ServeOptions) ->
 /// `len` bytes of `file` from `offset`, in chunks read straight into the
 /// buffers handed to the connection: no intermediate copy (as tokio's `File`
 /// plus a `ReaderStream` would make) and no full-size buffer for a file of a
-/// few KiB. A chunk in the page cache is read right here; one that is not is
-/// read on the blocking pool. A file shorter than `len` ends the stream
-/// early, which the client sees as a short body.
+/// few KiB. With `inline`, a chunk in the page cache is read right here; any
+/// other is read on the blocking pool. A file shorter than `len` ends the
+/// stream early, which the client sees as a short body.
 fn file_chunks(
     file: std::fs::File,
     offset: u64,
     len: u64,
+    inline: bool,
 ) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
     futures_util::stream::try_unfold(
         (file, offset, len),
-        |(file, offset, remaining)| async move {
+        move |(file, offset, remaining)| async move {
             if remaining == 0 {
                 return Ok(None);
             }
             let want = usize::try_from(remaining).map_or(STREAM_CHUNK, |r| r.min(STREAM_CHUNK));
             let mut buf = vec![0u8; want];
-            let (file, buf) = match cached_io::read_at(&file, &mut buf, offset) {
+            let cached = match inline {
+                true => cached_io::read_at(&file, &mut buf, offset),
+                false => None,
+            };
+            let (file, buf) = match cached {
                 Some(Ok(n)) => {
                     buf.truncate(n);
                     (file, buf)
