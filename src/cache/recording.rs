@@ -65,6 +65,18 @@ impl Storage for RecordingStorage {
         Ok(outcome)
     }
 
+    async fn put_bytes_at(
+        &self,
+        key: &str,
+        data: Bytes,
+        mode: PutMode,
+        modified: std::time::SystemTime,
+    ) -> Result<PutOutcome> {
+        let outcome = self.inner.put_bytes_at(key, data, mode, modified).await?;
+        self.record(key).await;
+        Ok(outcome)
+    }
+
     async fn stage(&self, key: &str) -> Result<Staged> {
         self.inner.stage(key).await
     }

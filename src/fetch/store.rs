@@ -86,17 +86,20 @@ impl Fetcher {
                 self.negative.remove(key);
                 self.refresh_failed.remove(key);
                 tracing::info!(artifact = %name, upstream = %sidecar.upstream, bytes = sidecar.size, verified = sidecar.h1.is_some(), elapsed_ms = started.elapsed().as_millis() as u64, "fetched");
+                // The stored file gets this time too, so the validators of
+                // this answer stay true for every later one.
+                let modified = SystemTime::now();
                 let ready = match &landing {
                     Landing::Bytes(bytes) | Landing::Download { bytes, .. } => Ready::Memory {
                         bytes: bytes.clone(),
-                        modified: SystemTime::now(),
+                        modified,
                     },
                     Landing::Stored => Ready::Stored,
                 };
                 let this = Arc::clone(&self);
                 let key = key.clone();
                 let tail: Tail = Box::pin(async move {
-                    this.store_behind(&key, sidecar, landing).await;
+                    this.store_behind(&key, sidecar, landing, modified).await;
                     // Held until the zip is stored: at most
                     // `max_concurrent_downloads` zips are in memory or being
                     // written, however slow the disk.
@@ -166,7 +169,13 @@ impl Fetcher {
     /// answer with the same validators), then writes the metadata. A failed
     /// store is logged; the artifact was served, and the next request for it
     /// fetches it again.
-    async fn store_behind(&self, key: &ArtifactKey, sidecar: Sidecar, landing: Landing) {
+    async fn store_behind(
+        &self,
+        key: &ArtifactKey,
+        sidecar: Sidecar,
+        landing: Landing,
+        modified: SystemTime,
+    ) {
         let mode = if key.is_immutable() {
             PutMode::IfAbsent
         } else {
@@ -177,10 +186,15 @@ impl Fetcher {
             Landing::Stored => Ok(None),
             Landing::Bytes(bytes) => self
                 .storage
-                .put_bytes(&skey, bytes.clone(), mode)
+                .put_bytes_at(&skey, bytes.clone(), mode, modified)
                 .await
                 .map(|outcome| Some((outcome, bytes))),
             Landing::Download { bytes, target } => {
+                // A rename keeps the time; a failure here only costs a
+                // client's conditional request a full answer.
+                if let Ok(file) = target.file() {
+                    let _ = file.set_modified(modified);
+                }
                 target.commit().await.map(|outcome| Some((outcome, bytes)))
             }
         };

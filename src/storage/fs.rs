@@ -564,6 +564,26 @@ fn whole_object(
 }
 
 impl FsStorage {
+    async fn write_bytes(
+        &self,
+        key: &str,
+        data: Bytes,
+        mode: PutMode,
+        modified: Option<SystemTime>,
+    ) -> Result<PutOutcome> {
+        check_key(key)?;
+        let target = self.path_of(key);
+        blocking(key, move || {
+            let mut tmp = temp_file_in(parent_dir(&target)?)?;
+            tmp.write_all(&data)?;
+            if let Some(modified) = modified {
+                tmp.as_file().set_modified(modified)?;
+            }
+            publish(tmp, &target, mode)
+        })
+        .await
+    }
+
     async fn open(&self, key: &str) -> Result<Option<(tokio::fs::File, ObjectMeta)>> {
         check_key(key)?;
         let file = match tokio::fs::File::open(self.path_of(key)).await {
@@ -633,14 +653,17 @@ impl Storage for FsStorage {
     }
 
     async fn put_bytes(&self, key: &str, data: Bytes, mode: PutMode) -> Result<PutOutcome> {
-        check_key(key)?;
-        let target = self.path_of(key);
-        blocking(key, move || {
-            let mut tmp = temp_file_in(parent_dir(&target)?)?;
-            tmp.write_all(&data)?;
-            publish(tmp, &target, mode)
-        })
-        .await
+        self.write_bytes(key, data, mode, None).await
+    }
+
+    async fn put_bytes_at(
+        &self,
+        key: &str,
+        data: Bytes,
+        mode: PutMode,
+        modified: SystemTime,
+    ) -> Result<PutOutcome> {
+        self.write_bytes(key, data, mode, Some(modified)).await
     }
 
     async fn stage(&self, key: &str) -> Result<Staged> {

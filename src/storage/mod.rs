@@ -127,6 +127,19 @@ pub trait Storage: Send + Sync + 'static {
     async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Option<Object>>;
     /// Store small bytes under `key`, atomically.
     async fn put_bytes(&self, key: &str, data: Bytes, mode: PutMode) -> Result<PutOutcome>;
+    /// As `put_bytes`, with the object's modification time set to `modified`,
+    /// so validators already given out for these bytes stay true. Backends
+    /// that cannot set it store the bytes with their own time.
+    async fn put_bytes_at(
+        &self,
+        key: &str,
+        data: Bytes,
+        mode: PutMode,
+        modified: std::time::SystemTime,
+    ) -> Result<PutOutcome> {
+        let _ = modified;
+        self.put_bytes(key, data, mode).await
+    }
     /// A local temp file to fill with the future content of `key` (for large objects).
     async fn stage(&self, key: &str) -> Result<Staged>;
     /// A fixed local path where a download of `key` can keep its bytes across
