@@ -156,11 +156,17 @@ pub async fn start(settings: Arc<Settings>) -> Result<Server, StartError> {
         None => (fs, None),
     };
     let metrics = Arc::new(Metrics::new());
-    let cleanup = usage
-        .as_ref()
-        .and_then(|usage| spawn_cleanup(&settings, &storage, usage, reconciled, &metrics));
-    let mut server = serve(settings, storage, usage, metrics).await?;
-    server.cleanup = cleanup;
+    let mut server = serve(Arc::clone(&settings), Arc::clone(&storage), usage, metrics).await?;
+    server.cleanup = server.usage.as_ref().and_then(|usage| {
+        spawn_cleanup(
+            &settings,
+            &storage,
+            usage,
+            reconciled,
+            &server.metrics,
+            &server.fetcher,
+        )
+    });
     Ok(server)
 }
 
@@ -215,6 +221,7 @@ fn spawn_cleanup(
     usage: &Arc<UsageDb>,
     after: Option<JoinHandle<()>>,
     metrics: &Arc<Metrics>,
+    fetcher: &Arc<Fetcher>,
 ) -> Option<JoinHandle<()>> {
     let policy = Policy {
         max_age: settings.max_cache_age,
@@ -223,11 +230,12 @@ fn spawn_cleanup(
     if !policy.is_active() {
         return None;
     }
-    let (storage, usage, interval, metrics) = (
+    let (storage, usage, interval, metrics, fetcher) = (
         Arc::clone(storage),
         Arc::clone(usage),
         settings.cleanup_interval,
         Arc::clone(metrics),
+        Arc::clone(fetcher),
     );
     Some(tokio::spawn(async move {
         if let Some(after) = after {
@@ -242,6 +250,11 @@ fn spawn_cleanup(
                 .unwrap_or(0);
             match evict::run(&storage, &usage, policy, now, false).await {
                 Ok(report) => {
+                    // Copies kept in memory go with their files: an evicted
+                    // version is fetched again, not served from memory.
+                    for key in &report.deleted {
+                        fetcher.forget(key);
+                    }
                     if !report.removed.is_empty() {
                         metrics.evicted(report.removed.len(), report.freed);
                     }

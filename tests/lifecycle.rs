@@ -765,6 +765,14 @@ async fn the_server_evicts_a_version_unused_for_longer_than_max_cache_age_within
         assert!(Instant::now() < deadline, "the evicted row stays");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The evicted version was also in the memory cache; it goes with its
+    // files, so asking again fetches it again.
+    let before = upstream.hits(&old.url_path("mod"));
+    let again = proxy.get(&old.url_path("mod")).await;
+    assert_eq!(again.headers()["x-goproxy-cache"], "miss");
+    assert_eq!(upstream.hits(&old.url_path("mod")), before + 1);
+    let hit = proxy.get(&used.url_path("mod")).await;
+    assert_eq!(hit.headers()["x-goproxy-cache"], "hit");
     drop(usage);
     proxy.stop().await;
 }

@@ -39,6 +39,8 @@ pub enum EvictError {
 pub struct Report {
     /// Removed (or, in a dry run, to be removed): module, version, bytes, last use.
     pub removed: Vec<(String, String, u64, i64)>,
+    /// The storage keys deleted (empty in a dry run).
+    pub deleted: Vec<String>,
     pub freed: u64,
     pub size_before: u64,
     pub size_after: u64,
@@ -120,6 +122,7 @@ pub async fn run(
         report.size_after = report.size_before.saturating_sub(report.freed);
         return Ok(report);
     }
+    report.deleted = doomed.clone();
     // In chunks, so a failure (say, a directory made read-only) stops little.
     for chunk in doomed.chunks(1024) {
         if let Err(e) = storage.delete_many(chunk).await {

@@ -158,6 +158,13 @@ impl Fetcher {
         }
     }
 
+    /// Forgets any copy of `key` kept in memory (its file was deleted).
+    pub fn forget(&self, key: &str) {
+        if let Some(hot) = &self.hot {
+            hot.remove(key);
+        }
+    }
+
     /// Waits until what answered fetches fetched is stored (at shutdown).
     pub async fn settle(&self) {
         self.flights.tails_done().await;
