@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use goproxy::config::TokenHash;
 use goproxy::sumdb::config::GoSumDb;
@@ -26,14 +26,7 @@ async fn scrape(proxy: &TestProxy) -> Exposition {
 
 /// Scrapes until `done` holds (the cache gauges follow a background scan).
 async fn scrape_until(proxy: &TestProxy, done: impl Fn(&Exposition) -> bool) -> Exposition {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let exposition = scrape(proxy).await;
-        if done(&exposition) || Instant::now() > deadline {
-            return exposition;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    support::poll_until(|| scrape(proxy), done).await
 }
 
 fn requests(e: &Exposition, kind: &str, status: &str, cache: &str) -> f64 {

@@ -128,12 +128,7 @@ async fn range_and_conditional_requests_on_hits() {
     assert!(etag.starts_with('"'), "strong etag: {etag}");
     full.bytes().await.unwrap();
 
-    let part = client()
-        .get(&path)
-        .header("range", "bytes=10-19")
-        .send()
-        .await
-        .unwrap();
+    let part = get_range(&path, "bytes=10-19").await;
     assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(
         part.headers()["content-range"],
@@ -141,12 +136,7 @@ async fn range_and_conditional_requests_on_hits() {
     );
     assert_eq!(part.bytes().await.unwrap().as_ref(), &m.zip[10..20]);
 
-    let tail = client()
-        .get(&path)
-        .header("range", "bytes=-5")
-        .send()
-        .await
-        .unwrap();
+    let tail = get_range(&path, "bytes=-5").await;
     assert_eq!(tail.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(
         tail.bytes().await.unwrap().as_ref(),
@@ -177,12 +167,7 @@ async fn range_and_conditional_requests_on_hits() {
     );
     assert_eq!(changed.bytes().await.unwrap().len(), m.zip.len());
 
-    let beyond = client()
-        .get(&path)
-        .header("range", format!("bytes={}-", m.zip.len() + 10))
-        .send()
-        .await
-        .unwrap();
+    let beyond = get_range(&path, format!("bytes={}-", m.zip.len() + 10)).await;
     assert_eq!(beyond.status(), StatusCode::RANGE_NOT_SATISFIABLE);
     let types: Vec<_> = beyond.headers().get_all("content-type").iter().collect();
     assert_eq!(
@@ -403,12 +388,7 @@ async fn ranges_of_a_streamed_zip_cross_chunk_boundaries() {
     );
 
     let (start, end) = (100_000, 300_000);
-    let part = client()
-        .get(&path)
-        .header("range", format!("bytes={start}-{end}"))
-        .send()
-        .await
-        .unwrap();
+    let part = get_range(&path, format!("bytes={start}-{end}")).await;
     assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(
         part.headers()["content-range"],
@@ -416,12 +396,17 @@ async fn ranges_of_a_streamed_zip_cross_chunk_boundaries() {
     );
     assert_eq!(part.bytes().await.unwrap(), m.zip[start..=end]);
 
-    let tail = client()
-        .get(&path)
-        .header("range", "bytes=-70000")
-        .send()
-        .await
-        .unwrap();
+    let tail = get_range(&path, "bytes=-70000").await;
     assert_eq!(tail.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(tail.bytes().await.unwrap(), m.zip[m.zip.len() - 70000..]);
+}
+
+/// GET `path` with a `Range` header.
+async fn get_range(path: &str, range: impl AsRef<str>) -> reqwest::Response {
+    client()
+        .get(path)
+        .header("range", range.as_ref())
+        .send()
+        .await
+        .unwrap()
 }

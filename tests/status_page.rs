@@ -6,7 +6,6 @@ mod support;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::{FakeUpstream, Module, TestProxy, client};
@@ -24,14 +23,7 @@ async fn status(proxy: &TestProxy) -> Value {
 
 /// Polls `/api/status` until `done` holds.
 async fn status_until(proxy: &TestProxy, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let s = status(proxy).await;
-        if done(&s) || Instant::now() > deadline {
-            return s;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    support::poll_until(|| status(proxy), done).await
 }
 
 fn chromium(profile: &Path, args: &[&str], url: &str) -> std::process::Output {

@@ -189,6 +189,23 @@ fn walk(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<String>) {
 }
 
 /// A plain HTTP client without connection reuse surprises.
+/// Takes `next()` until `done` holds, at most 10 s (then the last value, for
+/// the caller's assertions to describe); for state that follows a background
+/// task, such as the cache gauges.
+pub async fn poll_until<T, F>(mut next: impl FnMut() -> F, done: impl Fn(&T) -> bool) -> T
+where
+    F: std::future::Future<Output = T>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let value = next().await;
+        if done(&value) || std::time::Instant::now() > deadline {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
