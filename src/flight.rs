@@ -19,6 +19,8 @@ pub struct Flights<K, T, E> {
     inflight: Arc<Mutex<HashMap<K, SharedResult<T, E>>>>,
     /// Tails running now, and a wake-up for when none is left.
     tails: Arc<(std::sync::atomic::AtomicUsize, tokio::sync::Notify)>,
+    /// Where tails run; the caller's runtime if None.
+    tails_on: Option<tokio::runtime::Handle>,
 }
 
 impl<K, T, E> Default for Flights<K, T, E> {
@@ -29,6 +31,18 @@ impl<K, T, E> Default for Flights<K, T, E> {
                 std::sync::atomic::AtomicUsize::new(0),
                 tokio::sync::Notify::new(),
             )),
+            tails_on: None,
+        }
+    }
+}
+
+impl<K, T, E> Flights<K, T, E> {
+    /// Runs tails on `runtime` (for instance one of lower priority) rather
+    /// than where the fetch ran.
+    pub fn with_tails_on(runtime: tokio::runtime::Handle) -> Self {
+        Flights {
+            tails_on: Some(runtime),
+            ..Flights::default()
         }
     }
 }
@@ -99,6 +113,7 @@ where
                 let inflight = Arc::clone(&self.inflight);
                 let tails = Arc::clone(&self.tails);
                 let remove_key = key.clone();
+                let tails_on = self.tails_on.clone();
                 // Owned by the runtime rather than by the request that started
                 // it, so the entry is always removed, even if every waiter goes.
                 tokio::spawn(async move {
@@ -114,7 +129,10 @@ where
                     let _ = answer.send(result);
                     if let Some(tail) = tail {
                         // Its own task, so a panic in it cannot skip the removal.
-                        let _ = tokio::spawn(tail).await;
+                        let _ = match &tails_on {
+                            Some(runtime) => runtime.spawn(tail).await,
+                            None => tokio::spawn(tail).await,
+                        };
                     }
                     // Removed only once the result is stored (or the error final),
                     // so a request arriving afterwards sees it in the cache.
@@ -295,6 +313,41 @@ mod tests {
             .run(1, || async { Ok(9) }, || "panic".to_owned())
             .await;
         assert_eq!((result.unwrap(), role), (9, Role::Leader));
+    }
+
+    #[tokio::test]
+    async fn tails_run_on_the_runtime_they_are_given() {
+        let tails = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("tail-runtime")
+            .enable_all()
+            .build()
+            .unwrap();
+        let flights: Flights<u8, u32, String> = Flights::with_tails_on(tails.handle().clone());
+        let (seen, ran_on) = tokio::sync::oneshot::channel();
+        let (result, role) = flights
+            .run_with_tail(
+                1,
+                || async move {
+                    let tail: Tail = Box::pin(async move {
+                        let name = std::thread::current().name().map(str::to_owned);
+                        let _ = seen.send(name);
+                    });
+                    Ok((4, Some(tail)))
+                },
+                || "panic".to_owned(),
+            )
+            .await;
+        assert_eq!((result.unwrap(), role), (4, Role::Leader));
+        let name = tokio::time::timeout(Duration::from_secs(5), ran_on)
+            .await
+            .expect("the tail ran")
+            .unwrap();
+        assert_eq!(name.as_deref(), Some("tail-runtime"));
+        tokio::time::timeout(Duration::from_secs(5), flights.tails_done())
+            .await
+            .expect("tails done");
+        tails.shutdown_background();
     }
 
     #[tokio::test]

@@ -62,6 +62,9 @@ pub struct Server {
     stats: JoinHandle<()>,
     /// Fetches still storing what they fetched are waited for at shutdown.
     fetcher: Arc<Fetcher>,
+    /// Keeps the connection workers' runtimes (and the fetches started on
+    /// them) running until the server is done with them.
+    _workers_alive: watch::Sender<()>,
 }
 
 impl Server {
@@ -334,22 +337,15 @@ async fn serve(
         addr: settings.listen.clone(),
         source,
     })?;
-    let (shutdown, mut signal) = watch::channel(false);
+    let (shutdown, signal) = watch::channel(false);
+    let (workers_alive, release) = watch::channel(());
     let app = router(state);
-    let stopped = async move {
-        let _ = signal.wait_for(|stop| *stop).await;
-    };
     let task = match tls {
         None => {
-            // Responses go out as headers then body; without TCP_NODELAY, Nagle's
-            // algorithm holds the body until the client's delayed ACK (~40 ms per
-            // request on keep-alive connections).
-            let listener = listener.tap_io(|tcp| {
-                if let Err(e) = tcp.set_nodelay(true) {
-                    tracing::debug!(error = %e, "could not set TCP_NODELAY");
-                }
-            });
-            tokio::spawn(serve_on(listener, app, stopped))
+            let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+            tokio::spawn(crate::http::workers::serve(
+                listener, app, signal, release, workers,
+            ))
         }
         Some(config) => {
             let listener =
@@ -359,6 +355,10 @@ async fn serve(
                 })?;
             // The TLS listener sets TCP_NODELAY before the handshake; tapping
             // gives its connections the client address, as for plain TCP.
+            let mut signal = signal;
+            let stopped = async move {
+                let _ = signal.wait_for(|stop| *stop).await;
+            };
             tokio::spawn(serve_on(listener.tap_io(|_| {}), app, stopped))
         }
     };
@@ -381,6 +381,7 @@ async fn serve(
         metrics,
         stats,
         fetcher,
+        _workers_alive: workers_alive,
     })
 }
 

@@ -2,6 +2,7 @@
 //! it, and store it atomically; and the decisions around it (fresh, stale,
 //! negative) that turn a request into something to serve.
 
+mod behind;
 mod body;
 mod store;
 pub mod validate;
@@ -114,6 +115,8 @@ pub struct Fetcher {
     /// The checksum database every public module is verified against (None: off).
     sumdb: Option<Arc<SumDb>>,
     flights: Flights<ArtifactKey, Ready, FetchError>,
+    /// Keeps the runtime the flights' tails (the stores) run on.
+    _behind: Option<behind::Behind>,
     negative: ExpiringSet<ArtifactKey>,
     /// Mutable entries whose refresh just failed: served stale without asking the
     /// upstreams again until this expires, so an offline proxy answers at once.
@@ -143,12 +146,24 @@ impl Fetcher {
         let refresh_failed = ExpiringSet::new(REFRESH_RETRY_AFTER);
         let slots = DownloadSlots::new(settings.max_concurrent_downloads);
         let hot = HotCache::new(settings.memory_cache_size);
+        let behind = match behind::Behind::start() {
+            Ok(behind) => Some(behind),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not start the store thread; fetched artifacts are stored at normal priority");
+                None
+            }
+        };
+        let flights = match &behind {
+            Some(behind) => Flights::with_tails_on(behind.handle()),
+            None => Flights::default(),
+        };
         Fetcher {
             storage,
             upstreams,
             settings,
             sumdb,
-            flights: Flights::default(),
+            flights,
+            _behind: behind,
             negative,
             refresh_failed,
             progress,

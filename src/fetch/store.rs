@@ -420,8 +420,10 @@ impl Fetcher {
             ),
         };
         let hash_h1 = expected.is_some();
-        // Validation and hashing read the whole zip: off the async threads.
-        let checked = tokio::task::spawn_blocking(move || -> Result<_, String> {
+        let inline = body
+            .as_ref()
+            .is_some_and(|b| b.len() as u64 <= INLINE_CHECK_MAX);
+        let check = move || -> Result<_, String> {
             let text = |e: gomod::GoModError| e.to_string();
             let io = |e: std::io::Error| e.to_string();
             // A small file is read once, and the bytes checked are the bytes
@@ -456,9 +458,17 @@ impl Fetcher {
                 }
                 (None, None) => Err("the download left nothing to check".to_owned()),
             }
-        })
-        .await
-        .map_err(|e| BodyError::Local(format!("zip check task failed: {e}")))?;
+        };
+        // Validation and hashing read the whole zip: off the async threads,
+        // unless it is so small that the trip to the blocking pool (a thread
+        // wake-up each way) would take longer than the check.
+        let checked = if inline {
+            check()
+        } else {
+            tokio::task::spawn_blocking(check)
+                .await
+                .map_err(|e| BodyError::Local(format!("zip check task failed: {e}")))?
+        };
         let (size, sha256, h1, bytes) = checked.map_err(BodyError::Invalid)?;
         if let (Some(got), Some(want)) = (h1, expected) {
             compare(got, &want.zip, mismatch).map_err(BodyError::Invalid)?;
@@ -466,6 +476,10 @@ impl Fetcher {
         Ok((size, sha256, bytes))
     }
 }
+
+/// Zips up to this size are checked on the async thread that downloaded
+/// them: tens of microseconds of work at most.
+const INLINE_CHECK_MAX: u64 = 64 * 1024;
 
 /// Size and hex SHA-256 of a file, read in blocks.
 fn sha256_file(path: &std::path::Path) -> std::io::Result<(u64, String)> {

@@ -10,6 +10,7 @@ pub mod route;
 pub mod serve;
 mod status;
 pub mod tls;
+pub mod workers;
 
 use std::sync::Arc;
 
@@ -143,6 +144,37 @@ async fn artifact(
         HeaderValue::from_static(resolved.outcome.as_str()),
     );
     response
+}
+
+/// The next connection on `listener`, with TCP_NODELAY set: responses go out
+/// as headers then body, and without it Nagle's algorithm holds the body until
+/// the client's delayed ACK (~40 ms per request on keep-alive connections).
+/// Failed accepts are handled as axum does: a failed connection is the
+/// client's problem; anything else (out of file descriptors) calls for a pause.
+async fn accept(
+    listener: &tokio::net::TcpListener,
+) -> (tokio::net::TcpStream, std::net::SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, client)) => {
+                if let Err(e) = stream.set_nodelay(true) {
+                    tracing::debug!(error = %e, "could not set TCP_NODELAY");
+                }
+                return (stream, client);
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionRefused
+                        | std::io::ErrorKind::ConnectionAborted
+                        | std::io::ErrorKind::ConnectionReset
+                ) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
+    }
 }
 
 fn method_not_allowed(method: &Method) -> Response {

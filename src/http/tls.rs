@@ -128,31 +128,10 @@ async fn accept_loop(
     tx: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
 ) {
     loop {
-        let accepted = tokio::select! {
+        let (stream, client) = tokio::select! {
             () = tx.closed() => return,
-            accepted = tcp.accept() => accepted,
+            accepted = super::accept(&tcp) => accepted,
         };
-        let (stream, client) = match accepted {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                // As axum does: a failed connection is the client's problem;
-                // anything else (out of file descriptors) calls for a pause.
-                if !matches!(
-                    e.kind(),
-                    std::io::ErrorKind::ConnectionRefused
-                        | std::io::ErrorKind::ConnectionAborted
-                        | std::io::ErrorKind::ConnectionReset
-                ) {
-                    tracing::error!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-                continue;
-            }
-        };
-        // See `server::serve`: without it each response body waits ~40 ms.
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
         let acceptor = acceptor.clone();
         let tx = tx.clone();
         tokio::spawn(async move {

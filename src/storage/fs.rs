@@ -624,6 +624,16 @@ impl Storage for FsStorage {
         if let Some(found) = open_whole_cached(&path) {
             return found.map_err(|e| io_err(key, e));
         }
+        // Not in the dentry cache: most often a miss for a version never
+        // asked for. Whether the name exists is decided right here (a lookup
+        // in directory blocks the page cache nearly always holds, as nginx
+        // does on every request); only reading an existing file's bytes,
+        // which may wait for the disk, goes to the blocking pool.
+        match stdfs::metadata(&path) {
+            Err(e) if is_absent(&e) => return Ok(None),
+            Ok(m) if !m.is_file() => return Ok(None),
+            _ => {}
+        }
         blocking(key, move || open_whole(&path)).await
     }
 

@@ -1,0 +1,326 @@
+//! Plain-HTTP connections are served by one single-threaded runtime per core,
+//! the way nginx runs one worker process per core: a connection lives on one
+//! thread from accept to close, so answering a cache hit never hands the
+//! connection's task to another thread (a futex wake-up and a context switch
+//! on a multi-threaded runtime) and its state never bounces between caches.
+//!
+//! One accept loop on the main runtime hands each new connection to the
+//! worker with the fewest open connections. A cache miss is fetched on the
+//! worker that received it too: a fetch is mostly waiting, and what is not
+//! (checking and hashing a zip larger than a few KiB, writing files) runs on
+//! the blocking pool or on the store thread (`fetch::behind`), so it does not
+//! hold up the worker's other connections. Sending misses to a shared runtime
+//! instead cost two more thread wake-ups per miss.
+
+use std::future::IntoFuture;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, watch};
+
+type Handoff = (std::net::TcpStream, SocketAddr);
+
+/// One worker thread as the accept loop sees it.
+struct Worker {
+    connections: Arc<AtomicUsize>,
+    handoff: mpsc::UnboundedSender<Handoff>,
+    done: oneshot::Receiver<io::Result<()>>,
+}
+
+/// Serves `app` on `listener` with `count` worker threads until `stopped`
+/// turns true, then lets in-flight requests finish. Dropping the returned
+/// future (an aborted server task) drops every open connection.
+///
+/// Tasks that requests started (a fetch still storing what it answered)
+/// live on the worker that started them, so a worker's runtime keeps running
+/// after its connections are gone, until the sender of `release` is dropped.
+pub async fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    stopped: watch::Receiver<bool>,
+    release: watch::Receiver<()>,
+    count: usize,
+) -> io::Result<()> {
+    let local_addr = listener.local_addr()?;
+    // Dropped with this future: the workers then stop at once, whatever
+    // their connections are doing.
+    let (_kill, killed) = watch::channel(());
+    let mut workers = Vec::with_capacity(count);
+    for index in 0..count.max(1) {
+        workers.push(start_worker(
+            index,
+            local_addr,
+            app.clone(),
+            stopped.clone(),
+            killed.clone(),
+            release.clone(),
+        )?);
+    }
+    accept_loop(&listener, &workers, stopped).await;
+    drop(listener);
+    let mut result = Ok(());
+    for worker in workers {
+        drop(worker.handoff);
+        match worker.done.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => result = Err(e),
+            Err(_) => {
+                result = Err(io::Error::other(
+                    "a connection worker thread ended unexpectedly",
+                ))
+            }
+        }
+    }
+    result
+}
+
+fn start_worker(
+    index: usize,
+    local_addr: SocketAddr,
+    app: axum::Router,
+    mut stopped: watch::Receiver<bool>,
+    mut killed: watch::Receiver<()>,
+    mut release: watch::Receiver<()>,
+) -> io::Result<Worker> {
+    let (handoff, incoming) = mpsc::unbounded_channel();
+    let (report, done) = oneshot::channel();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let listener = Handed {
+        incoming,
+        local_addr,
+        connections: Arc::clone(&connections),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name(format!("goproxy-http-{index}"))
+        .spawn(move || {
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
+            runtime.block_on(async move {
+                // Tapping gives connections the client address, as for a
+                // listener of axum's own.
+                let listener = axum::serve::ListenerExt::tap_io(listener, |_| {});
+                let graceful = axum::serve(listener, app).with_graceful_shutdown(async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                });
+                let served = tokio::select! {
+                    result = graceful.into_future() => result,
+                    // Only an error: the sender is never used, only dropped.
+                    _ = killed.changed() => Ok(()),
+                };
+                let _ = report.send(served);
+                let _ = release.changed().await;
+            });
+            // Whatever is left is dropped with the runtime, here on this
+            // thread rather than wherever the last handle happens to go.
+            drop(runtime);
+        })?;
+    Ok(Worker {
+        connections,
+        handoff,
+        done,
+    })
+}
+
+async fn accept_loop(
+    listener: &TcpListener,
+    workers: &[Worker],
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        let (stream, client) = tokio::select! {
+            _ = stopped.wait_for(|stop| *stop) => return,
+            accepted = super::accept(listener) => accepted,
+        };
+        let stream = match stream.into_std() {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::debug!(%client, error = %e, "could not hand over a connection");
+                continue;
+            }
+        };
+        let Some(worker) = workers
+            .iter()
+            .min_by_key(|w| w.connections.load(Ordering::Relaxed))
+        else {
+            return;
+        };
+        // Counted here, not when the worker picks it up, so a burst of
+        // connects spreads over the workers instead of all going to the
+        // one that was idle when it began.
+        worker.connections.fetch_add(1, Ordering::Relaxed);
+        if let Err(mpsc::error::SendError((stream, _))) = worker.handoff.send((stream, client)) {
+            worker.connections.fetch_sub(1, Ordering::Relaxed);
+            drop(stream);
+        }
+    }
+}
+
+/// The worker's side of the hand-off, as a listener for `axum::serve`.
+struct Handed {
+    incoming: mpsc::UnboundedReceiver<Handoff>,
+    local_addr: SocketAddr,
+    connections: Arc<AtomicUsize>,
+}
+
+impl axum::serve::Listener for Handed {
+    type Io = Counted;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Some((stream, client)) = self.incoming.recv().await else {
+                // The accept loop stopped; graceful shutdown ends the worker.
+                return std::future::pending().await;
+            };
+            match TcpStream::from_std(stream) {
+                Ok(stream) => {
+                    let connections = Arc::clone(&self.connections);
+                    return (
+                        Counted {
+                            stream,
+                            connections,
+                        },
+                        client,
+                    );
+                }
+                Err(e) => {
+                    self.connections.fetch_sub(1, Ordering::Relaxed);
+                    tracing::debug!(%client, error = %e, "could not take over a connection");
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        Ok(self.local_addr)
+    }
+}
+
+/// A connection that counts itself out of its worker's load when closed.
+struct Counted {
+    stream: TcpStream,
+    connections: Arc<AtomicUsize>,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::time::Duration;
+
+    /// The name of the worker thread that answers a request on `stream`.
+    fn who(stream: &mut std::net::TcpStream) -> String {
+        stream
+            .write_all(b"GET /who HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        // The body is the last thing in the answer and ends with '\n'.
+        while !got.ends_with(b"\n") {
+            let n = stream.read(&mut buf).unwrap();
+            assert!(n > 0, "connection closed early");
+            got.extend_from_slice(&buf[..n]);
+        }
+        let text = String::from_utf8(got).unwrap();
+        text.rsplit("\r\n\r\n").next().unwrap().trim().to_owned()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn connections_go_to_the_least_loaded_worker_and_are_counted_out_when_closed() {
+        let app = axum::Router::new().route(
+            "/who",
+            axum::routing::get(|| async {
+                format!("{}\n", std::thread::current().name().unwrap_or("?"))
+            }),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = watch::channel(false);
+        let (alive, release) = watch::channel(());
+        let server = tokio::spawn(serve(listener, app, stopped, release, 2));
+        let checks = tokio::task::spawn_blocking(move || {
+            let connect = || std::net::TcpStream::connect(addr).unwrap();
+            let mut first = connect();
+            let mut second = connect();
+            let (a, b) = (who(&mut first), who(&mut second));
+            assert!(a.starts_with("goproxy-http-"), "{a}");
+            assert!(b.starts_with("goproxy-http-"), "{b}");
+            assert_ne!(a, b, "two connections, two workers");
+            // Once the first is closed its worker is the less loaded one
+            // again; until the worker has seen the close, new connections go
+            // to the other (and are closed again right away).
+            drop(first);
+            for _ in 0..500 {
+                let mut next = connect();
+                if who(&mut next) == a {
+                    return;
+                }
+                drop(next);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            panic!("a closed connection was never counted out of its worker");
+        });
+        checks.await.unwrap();
+        stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), server)
+            .await
+            .expect("the workers stop once their connections close")
+            .unwrap()
+            .unwrap();
+        drop(alive);
+    }
+}
