@@ -12,7 +12,6 @@
 //! hold up the worker's other connections. Sending misses to a shared runtime
 //! instead cost two more thread wake-ups per miss.
 
-use std::future::IntoFuture;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -20,9 +19,23 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
+use axum::extract::ConnectInfo;
+use axum::http::Request;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
+use tower_service::Service;
+
+/// How much of a response an HTTP/1 connection queues before it stops asking
+/// the body for more (hyper's default is ~400 KiB). Bodies come in chunks of
+/// up to 128 KiB, so a client being served holds about two: the one queued
+/// and the one being read. It also bounds a request's head.
+const MAX_BUFFERED: usize = 64 * 1024;
 
 type Handoff = (std::net::TcpStream, SocketAddr);
 
@@ -30,7 +43,7 @@ type Handoff = (std::net::TcpStream, SocketAddr);
 struct Worker {
     connections: Arc<AtomicUsize>,
     handoff: mpsc::UnboundedSender<Handoff>,
-    done: oneshot::Receiver<io::Result<()>>,
+    done: oneshot::Receiver<()>,
 }
 
 /// Serves `app` on `listener` with `count` worker threads until `stopped`
@@ -47,7 +60,6 @@ pub async fn serve(
     release: watch::Receiver<()>,
     count: usize,
 ) -> io::Result<()> {
-    let local_addr = listener.local_addr()?;
     // Dropped with this future: the workers then stop at once, whatever
     // their connections are doing.
     let (_kill, killed) = watch::channel(());
@@ -55,7 +67,6 @@ pub async fn serve(
     for index in 0..count.max(1) {
         workers.push(start_worker(
             index,
-            local_addr,
             app.clone(),
             stopped.clone(),
             killed.clone(),
@@ -67,14 +78,10 @@ pub async fn serve(
     let mut result = Ok(());
     for worker in workers {
         drop(worker.handoff);
-        match worker.done.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => result = Err(e),
-            Err(_) => {
-                result = Err(io::Error::other(
-                    "a connection worker thread ended unexpectedly",
-                ))
-            }
+        if worker.done.await.is_err() {
+            result = Err(io::Error::other(
+                "a connection worker thread ended unexpectedly",
+            ));
         }
     }
     result
@@ -82,18 +89,16 @@ pub async fn serve(
 
 fn start_worker(
     index: usize,
-    local_addr: SocketAddr,
     app: axum::Router,
-    mut stopped: watch::Receiver<bool>,
+    stopped: watch::Receiver<bool>,
     mut killed: watch::Receiver<()>,
     mut release: watch::Receiver<()>,
 ) -> io::Result<Worker> {
     let (handoff, incoming) = mpsc::unbounded_channel();
     let (report, done) = oneshot::channel();
     let connections = Arc::new(AtomicUsize::new(0));
-    let listener = Handed {
+    let handed = Handed {
         incoming,
-        local_addr,
         connections: Arc::clone(&connections),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -102,20 +107,13 @@ fn start_worker(
     std::thread::Builder::new()
         .name(format!("goproxy-http-{index}"))
         .spawn(move || {
-            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             runtime.block_on(async move {
-                // Tapping gives connections the client address, as for a
-                // listener of axum's own.
-                let listener = axum::serve::ListenerExt::tap_io(listener, |_| {});
-                let graceful = axum::serve(listener, app).with_graceful_shutdown(async move {
-                    let _ = stopped.wait_for(|stop| *stop).await;
-                });
-                let served = tokio::select! {
-                    result = graceful.into_future() => result,
+                tokio::select! {
+                    () = serve_connections(handed, app, stopped) => {}
                     // Only an error: the sender is never used, only dropped.
-                    _ = killed.changed() => Ok(()),
-                };
-                let _ = report.send(served);
+                    _ = killed.changed() => {}
+                }
+                let _ = report.send(());
                 let _ = release.changed().await;
             });
             // Whatever is left is dropped with the runtime, here on this
@@ -127,6 +125,41 @@ fn start_worker(
         handoff,
         done,
     })
+}
+
+/// Serves the connections handed to this worker until `stopped`, then lets
+/// each finish the request it is serving and waits for them to close.
+async fn serve_connections(
+    mut handed: Handed,
+    app: axum::Router,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let graceful = GracefulShutdown::new();
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder.http1().max_buf_size(MAX_BUFFERED);
+    loop {
+        let (stream, client) = tokio::select! {
+            _ = stopped.wait_for(|stop| *stop) => break,
+            handed = handed.next() => handed,
+        };
+        let app = app.clone();
+        // What `into_make_service_with_connect_info` would add, for the
+        // request log and the authentication lockout.
+        let service = service_fn(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(client));
+            app.clone().call(request.map(axum::body::Body::new))
+        });
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::trace!(%client, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    graceful.shutdown().await;
 }
 
 async fn accept_loop(
@@ -163,18 +196,14 @@ async fn accept_loop(
     }
 }
 
-/// The worker's side of the hand-off, as a listener for `axum::serve`.
+/// The worker's side of the hand-off.
 struct Handed {
     incoming: mpsc::UnboundedReceiver<Handoff>,
-    local_addr: SocketAddr,
     connections: Arc<AtomicUsize>,
 }
 
-impl axum::serve::Listener for Handed {
-    type Io = Counted;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+impl Handed {
+    async fn next(&mut self) -> (Counted, SocketAddr) {
         loop {
             let Some((stream, client)) = self.incoming.recv().await else {
                 // The accept loop stopped; graceful shutdown ends the worker.
@@ -197,10 +226,6 @@ impl axum::serve::Listener for Handed {
                 }
             }
         }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(self.local_addr)
     }
 }
 
