@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::serve::ListenerExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -348,18 +347,12 @@ async fn serve(
             ))
         }
         Some(config) => {
-            let listener =
-                TlsListener::new(listener, config).map_err(|source| StartError::Bind {
-                    addr: settings.listen.clone(),
-                    source,
-                })?;
-            // The TLS listener sets TCP_NODELAY before the handshake; tapping
-            // gives its connections the client address, as for plain TCP.
-            let mut signal = signal;
-            let stopped = async move {
-                let _ = signal.wait_for(|stop| *stop).await;
-            };
-            tokio::spawn(serve_on(listener.tap_io(|_| {}), app, stopped))
+            let listener = TlsListener::new(listener, config);
+            // Served on this runtime: the handshakes already are.
+            tokio::spawn(async move {
+                crate::http::workers::serve_connections(listener, app, signal).await;
+                Ok(())
+            })
         }
     };
     let stats = {
@@ -383,22 +376,6 @@ async fn serve(
         fetcher,
         _workers_alive: workers_alive,
     })
-}
-
-/// Serves `app` on `listener` until `stopped`, then lets in-flight requests finish.
-async fn serve_on<L, F>(
-    listener: axum::serve::TapIo<L, F>,
-    app: axum::Router,
-    stopped: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()>
-where
-    L: axum::serve::Listener<Addr = SocketAddr>,
-    F: FnMut(&mut L::Io) + Send + 'static,
-{
-    let app = app.into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(stopped)
-        .await
 }
 
 /// The verifying client for `gosumdb` (unless it is off), and the `/sumdb/`

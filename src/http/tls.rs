@@ -103,21 +103,16 @@ pub fn server_config(
     Ok(Some(Arc::new(config)))
 }
 
-/// Accepted connections after their TLS handshake, for `axum::serve`.
+/// Accepted connections after their TLS handshake.
 pub struct TlsListener {
     handshaken: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    local_addr: SocketAddr,
 }
 
 impl TlsListener {
-    pub fn new(tcp: TcpListener, config: Arc<ServerConfig>) -> std::io::Result<TlsListener> {
-        let local_addr = tcp.local_addr()?;
+    pub fn new(tcp: TcpListener, config: Arc<ServerConfig>) -> TlsListener {
         let (tx, handshaken) = mpsc::channel(64);
         tokio::spawn(accept_loop(tcp, TlsAcceptor::from(config), tx));
-        Ok(TlsListener {
-            handshaken,
-            local_addr,
-        })
+        TlsListener { handshaken }
     }
 }
 
@@ -146,19 +141,14 @@ async fn accept_loop(
     }
 }
 
-impl axum::serve::Listener for TlsListener {
+impl super::workers::Connections for TlsListener {
     type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
 
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+    async fn next(&mut self) -> (Self::Io, SocketAddr) {
         match self.handshaken.recv().await {
             Some(connection) => connection,
             // The accept loop only ends once this listener is gone.
             None => std::future::pending().await,
         }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local_addr)
     }
 }

@@ -12,6 +12,7 @@
 //! hold up the worker's other connections. Sending misses to a shared runtime
 //! instead cost two more thread wake-ups per miss.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -127,10 +128,19 @@ fn start_worker(
     })
 }
 
-/// Serves the connections handed to this worker until `stopped`, then lets
-/// each finish the request it is serving and waits for them to close.
-async fn serve_connections(
-    mut handed: Handed,
+/// Where connections come from: a worker's hand-off, or the TLS listener's
+/// completed handshakes.
+pub trait Connections: Send {
+    type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+
+    /// The next connection and its client's address.
+    fn next(&mut self) -> impl Future<Output = (Self::Io, SocketAddr)> + Send;
+}
+
+/// Serves `incoming` connections until `stopped`, then lets each finish the
+/// request it is serving and waits for them to close.
+pub async fn serve_connections<C: Connections>(
+    mut incoming: C,
     app: axum::Router,
     mut stopped: watch::Receiver<bool>,
 ) {
@@ -140,7 +150,7 @@ async fn serve_connections(
     loop {
         let (stream, client) = tokio::select! {
             _ = stopped.wait_for(|stop| *stop) => break,
-            handed = handed.next() => handed,
+            next = incoming.next() => next,
         };
         let app = app.clone();
         // What `into_make_service_with_connect_info` would add, for the
@@ -159,6 +169,9 @@ async fn serve_connections(
             }
         });
     }
+    // No new connections while the open ones finish: the TLS accept loop
+    // stops (closing the listening socket) once its receiver is gone.
+    drop(incoming);
     graceful.shutdown().await;
 }
 
@@ -202,7 +215,9 @@ struct Handed {
     connections: Arc<AtomicUsize>,
 }
 
-impl Handed {
+impl Connections for Handed {
+    type Io = Counted;
+
     async fn next(&mut self) -> (Counted, SocketAddr) {
         loop {
             let Some((stream, client)) = self.incoming.recv().await else {
