@@ -143,10 +143,11 @@ async fn accept_loop(
 
 impl super::workers::Connections for TlsListener {
     type Io = TlsStream<TcpStream>;
+    type Guard = ();
 
-    async fn next(&mut self) -> (Self::Io, SocketAddr) {
+    async fn next(&mut self) -> (Self::Io, SocketAddr, ()) {
         match self.handshaken.recv().await {
-            Some(connection) => connection,
+            Some((stream, client)) => (stream, client, ()),
             // The accept loop only ends once this listener is gone.
             None => std::future::pending().await,
         }

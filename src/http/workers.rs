@@ -15,10 +15,8 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll};
 
 use axum::extract::ConnectInfo;
 use axum::http::Request;
@@ -27,7 +25,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 use tower_service::Service;
@@ -38,7 +36,7 @@ use tower_service::Service;
 /// and the one being read. It also bounds a request's head.
 const MAX_BUFFERED: usize = 64 * 1024;
 
-type Handoff = (std::net::TcpStream, SocketAddr);
+type Handoff = (std::net::TcpStream, SocketAddr, Slot);
 
 /// One worker thread as the accept loop sees it.
 struct Worker {
@@ -98,10 +96,7 @@ fn start_worker(
     let (handoff, incoming) = mpsc::unbounded_channel();
     let (report, done) = oneshot::channel();
     let connections = Arc::new(AtomicUsize::new(0));
-    let handed = Handed {
-        incoming,
-        connections: Arc::clone(&connections),
-    };
+    let handed = Handed { incoming };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -132,9 +127,11 @@ fn start_worker(
 /// completed handshakes.
 pub trait Connections: Send {
     type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    /// Kept while the connection is open.
+    type Guard: Send + 'static;
 
     /// The next connection and its client's address.
-    fn next(&mut self) -> impl Future<Output = (Self::Io, SocketAddr)> + Send;
+    fn next(&mut self) -> impl Future<Output = (Self::Io, SocketAddr, Self::Guard)> + Send;
 }
 
 /// Serves `incoming` connections until `stopped`, then lets each finish the
@@ -148,7 +145,7 @@ pub async fn serve_connections<C: Connections>(
     let mut builder = Builder::new(TokioExecutor::new());
     builder.http1().max_buf_size(MAX_BUFFERED);
     loop {
-        let (stream, client) = tokio::select! {
+        let (stream, client, guard) = tokio::select! {
             _ = stopped.wait_for(|stop| *stop) => break,
             next = incoming.next() => next,
         };
@@ -167,6 +164,7 @@ pub async fn serve_connections<C: Connections>(
             if let Err(e) = connection.await {
                 tracing::trace!(%client, error = %e, "connection ended with an error");
             }
+            drop(guard);
         });
     }
     // No new connections while the open ones finish: the TLS accept loop
@@ -200,99 +198,49 @@ async fn accept_loop(
         };
         // Counted here, not when the worker picks it up, so a burst of
         // connects spreads over the workers instead of all going to the
-        // one that was idle when it began.
-        worker.connections.fetch_add(1, Ordering::Relaxed);
-        if let Err(mpsc::error::SendError((stream, _))) = worker.handoff.send((stream, client)) {
-            worker.connections.fetch_sub(1, Ordering::Relaxed);
-            drop(stream);
-        }
+        // one that was idle when it began. A connection the worker never
+        // takes is counted out as it drops.
+        let slot = Slot::take(&worker.connections);
+        let _ = worker.handoff.send((stream, client, slot));
     }
 }
 
 /// The worker's side of the hand-off.
 struct Handed {
     incoming: mpsc::UnboundedReceiver<Handoff>,
-    connections: Arc<AtomicUsize>,
 }
 
 impl Connections for Handed {
-    type Io = Counted;
+    type Io = TcpStream;
+    type Guard = Slot;
 
-    async fn next(&mut self) -> (Counted, SocketAddr) {
+    async fn next(&mut self) -> (TcpStream, SocketAddr, Slot) {
         loop {
-            let Some((stream, client)) = self.incoming.recv().await else {
+            let Some((stream, client, slot)) = self.incoming.recv().await else {
                 // The accept loop stopped; graceful shutdown ends the worker.
                 return std::future::pending().await;
             };
             match TcpStream::from_std(stream) {
-                Ok(stream) => {
-                    let connections = Arc::clone(&self.connections);
-                    return (
-                        Counted {
-                            stream,
-                            connections,
-                        },
-                        client,
-                    );
-                }
-                Err(e) => {
-                    self.connections.fetch_sub(1, Ordering::Relaxed);
-                    tracing::debug!(%client, error = %e, "could not take over a connection");
-                }
+                Ok(stream) => return (stream, client, slot),
+                Err(e) => tracing::debug!(%client, error = %e, "could not take over a connection"),
             }
         }
     }
 }
 
-/// A connection that counts itself out of its worker's load when closed.
-struct Counted {
-    stream: TcpStream,
-    connections: Arc<AtomicUsize>,
+/// One open connection in a worker's count.
+struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    fn take(connections: &Arc<AtomicUsize>) -> Slot {
+        connections.fetch_add(1, Ordering::Relaxed);
+        Slot(Arc::clone(connections))
+    }
 }
 
-impl Drop for Counted {
+impl Drop for Slot {
     fn drop(&mut self) {
-        self.connections.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-impl AsyncRead for Counted {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Counted {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        true
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -486,19 +486,16 @@ fn probe_root(root: &Path) -> io::Result<()> {
 /// opens them; larger ones stream from the open file.
 const READ_WHOLE_MAX: u64 = 64 * 1024;
 
-fn open_whole(path: &Path) -> io::Result<Option<Object>> {
-    let file = match stdfs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if is_absent(&e) => return Ok(None),
-        Err(e) => return Err(e),
-    };
+/// The object of an open file, reading its bytes (when small) with reads that
+/// may wait for the disk.
+fn read_whole(file: stdfs::File) -> io::Result<Option<Object>> {
     let read = |file: &stdfs::File, buf: &mut [u8]| Some(cached_io::read_at_blocking(file, buf, 0));
     // Never `None`: the blocking read always answers.
     whole_object(file, read).unwrap_or_else(|| Err(io::Error::other("read did not complete")))
 }
 
-/// `open_whole` without waiting for the disk: `None` when the lookup or the
-/// bytes are not in memory (the caller then takes the blocking path).
+/// `open` and `read_whole` without waiting for the disk: `None` when the
+/// lookup or the bytes are not in memory (the caller then takes the slow path).
 fn open_whole_cached(path: &Path) -> Option<io::Result<Option<Object>>> {
     let file = match cached_io::open(path)? {
         Ok(f) => f,
@@ -617,24 +614,22 @@ impl Storage for FsStorage {
     async fn get(&self, key: &str) -> Result<Option<Object>> {
         check_key(key)?;
         let path = self.path_of(key);
-        // Right here when the kernel has everything in memory (the usual hit);
-        // otherwise one trip to the blocking pool for open, stat and (small
-        // files) read: each trip costs more than the work itself when the file
-        // is in the page cache.
+        // Right here when the kernel has everything in memory (the usual hit):
+        // each trip to the blocking pool costs more than the work itself.
         if let Some(found) = open_whole_cached(&path) {
             return found.map_err(|e| io_err(key, e));
         }
         // Not in the dentry cache: most often a miss for a version never
-        // asked for. Whether the name exists is decided right here (a lookup
-        // in directory blocks the page cache nearly always holds, as nginx
-        // does on every request); only reading an existing file's bytes,
-        // which may wait for the disk, goes to the blocking pool.
-        match stdfs::metadata(&path) {
+        // asked for. The lookup is made right here (in directory blocks the
+        // page cache nearly always holds, as nginx does on every request);
+        // only reading an existing file's bytes, which may wait for the disk,
+        // goes to the blocking pool.
+        let file = match stdfs::File::open(&path) {
+            Ok(file) => file,
             Err(e) if is_absent(&e) => return Ok(None),
-            Ok(m) if !m.is_file() => return Ok(None),
-            _ => {}
-        }
-        blocking(key, move || open_whole(&path)).await
+            Err(e) => return Err(io_err(key, e)),
+        };
+        blocking(key, move || read_whole(file)).await
     }
 
     async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Option<Object>> {
