@@ -36,7 +36,8 @@ SETTINGS = {
     "STARTUP_MODULES": env_int("STARTUP_MODULES", 1000),
     "STARTUP_VERSIONS": env_int("STARTUP_VERSIONS", 100),
     "LOG_LEVEL": os.environ.get("LOG_LEVEL", "info"),
-    "ONLY": os.environ.get("ONLY", "small,zip,cold,warm,herd,memory,startup"),
+    "UPSTREAM_DELAY_MS": env_int("UPSTREAM_DELAY_MS", 10),
+    "ONLY": os.environ.get("ONLY", "small,zip,cold,far,warm,herd,memory,startup"),
     "WORKDIR": os.environ.get("WORKDIR", ""),
 }
 CORES = os.cpu_count() or 1
@@ -84,6 +85,18 @@ def wait_http(url, timeout=30.0, interval=0.002):
         if time.monotonic() > deadline:
             raise RuntimeError(f"{url} did not come up")
         time.sleep(interval)
+
+
+def wait_port(port, what, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{what} did not start")
+            time.sleep(0.01)
 
 
 def rss_kb(pid, field):
@@ -152,15 +165,7 @@ http {{
             ["nginx", "-c", path, "-p", self.dir], stderr=subprocess.DEVNULL
         )
         self.url = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("nginx did not start")
-                time.sleep(0.01)
+        wait_port(self.port, "nginx")
 
     def stop(self):
         self.proc.terminate()
@@ -168,7 +173,7 @@ http {{
 
 
 class Proxy:
-    def __init__(self, cache, upstream_url, wait=True):
+    def __init__(self, cache, upstream_url, wait=True, extra=()):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.started = time.monotonic()
@@ -185,6 +190,7 @@ class Proxy:
                 "off",
                 "--log-level",
                 SETTINGS["LOG_LEVEL"],
+                *extra,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -195,6 +201,23 @@ class Proxy:
     def wait_ready(self):
         wait_http(self.url + "/health", interval=0.001)
         return time.monotonic() - self.started
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+
+
+class Relay:
+    """bench/relay.py in front of `port`: an upstream `delay_ms` away."""
+
+    def __init__(self, port, delay_ms):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        here = os.path.dirname(os.path.abspath(__file__))
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.join(here, "relay.py"), str(self.port), str(port), str(delay_ms)]
+        )
+        wait_port(self.port, "the relay")
 
     def stop(self):
         self.proc.terminate()
@@ -425,6 +448,42 @@ def bench_go(ctx, warm):
     return rows
 
 
+def bench_far(ctx):
+    """The cold download again, with the upstream as far away as a public
+    proxy usually is: the relay holds each request for UPSTREAM_DELAY_MS."""
+    delay = SETTINGS["UPSTREAM_DELAY_MS"]
+    relay = Relay(ctx["nginx_up"].port, delay)
+    plain, ahead, direct = [], [], []
+    try:
+        for _ in range(ctx["rounds"]):
+            for out, extra in ((plain, ()), (ahead, ("--prefetch", "on"))):
+                proxy = Proxy(scratch_dir(ctx["work"], "far-cache-"), relay.url, extra=extra)
+                t, _ = go_download(proxy.url, ctx["root"], ctx["work"])
+                proxy.stop()
+                out.append(t)
+            t, _ = go_download(relay.url, ctx["root"], ctx["work"])
+            direct.append(t)
+    finally:
+        relay.stop()
+    p, a, d = (statistics.median(x) for x in (plain, ahead, direct))
+    return [
+        row(
+            f"3. The same cold download with the upstream {delay} ms away (a relay delays each request) vs straight from it",
+            f"{p:.2f} s vs {d:.2f} s",
+            p / d,
+            "<= 1.15x",
+            p / d <= 1.15,
+        ),
+        row(
+            f"3. The same, upstream {delay} ms away, with `prefetch: on`",
+            f"{a:.2f} s vs {d:.2f} s",
+            a / d,
+            "-",
+            None,
+        ),
+    ]
+
+
 def upstream_fetches(access_log, path):
     """Bytes the upstream sent for `path`, and the number of requests."""
     sent, requests = 0, 0
@@ -586,6 +645,7 @@ def main():
         ("small", bench_small),
         ("zip", bench_zips),
         ("cold", lambda c: bench_go(c, warm=False)),
+        ("far", bench_far),
         ("warm", lambda c: bench_go(c, warm=True)),
         ("herd", bench_herd),
         ("memory", bench_memory),

@@ -93,20 +93,20 @@ impl UsageDb {
         self.with_reader("cannot index a cached version", |conn| {
             // Immediate: the newest timestamp read here stays the newest until commit.
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            // Cached statements: parsing the SQL cost more than running it.
             let known = tx
-                .query_row(
-                    "SELECT 1 FROM cached WHERE module = ?1 AND version = ?2",
-                    params![module, version],
-                    |_| Ok(()),
-                )
+                .prepare_cached("SELECT 1 FROM cached WHERE module = ?1 AND version = ?2")?
+                .query_row(params![module, version], |_| Ok(()))
                 .optional()?
                 .is_some();
             if !known {
-                let at: i64 = tx.query_row(NEXT_TIME, params![now], |row| row.get(0))?;
-                tx.execute(
+                let at: i64 = tx
+                    .prepare_cached(NEXT_TIME)?
+                    .query_row(params![now], |row| row.get(0))?;
+                tx.prepare_cached(
                     "INSERT INTO cached (module, version, cached_at) VALUES (?1, ?2, ?3)",
-                    params![module, version, at],
-                )?;
+                )?
+                .execute(params![module, version, at])?;
             }
             tx.commit()?;
             Ok(!known)

@@ -216,6 +216,12 @@ pub struct CliArgs {
     /// [env: MEMORY_CACHE_SIZE] [default: 32MiB]
     #[arg(long, value_name = "SIZE")]
     pub memory_cache_size: Option<String>,
+
+    /// on: a .mod fetched from an upstream also fetches that version's .info
+    /// and .zip in the background, so a `go mod download` or build finds them
+    /// cached. [env: PREFETCH] [default: off]
+    #[arg(long, value_name = "on|off")]
+    pub prefetch: Option<String>,
     /// Bearer tokens clients may use, as SHA-256 digests (sha256:<hex>),
     /// comma-separated; see `goproxy auth hash --token`. [env: AUTH_TOKENS]
     #[arg(long, value_name = "HASHES")]
@@ -281,6 +287,7 @@ impl CliArgs {
             Key::DownloadParallelThreshold => &self.download_parallel_threshold,
             Key::MaxConcurrentDownloads => &self.max_concurrent_downloads,
             Key::MemoryCacheSize => &self.memory_cache_size,
+            Key::Prefetch => &self.prefetch,
             Key::CleanupInterval => &self.cleanup_interval,
             Key::AuthTokens => &self.auth_tokens,
             Key::AuthUsers => &self.auth_users,

@@ -66,7 +66,7 @@ pub(super) fn read(config: &ConfigFile) -> Result<Vec<(Key, Raw)>, ConfigError> 
                 key: name,
             });
         };
-        let raw = match raw(value) {
+        let raw = match raw(key, value) {
             Ok(Some(raw)) => raw,
             Ok(None) => continue,
             Err(shown) => {
@@ -106,11 +106,13 @@ fn parse(text: &str, format: &Format) -> Result<Value, String> {
 /// A scalar becomes text (numbers as written: `port: 12345`), a list of
 /// texts a list, a list with mappings in it a structured list, null nothing.
 /// Anything else is returned, printed, as the error.
-fn raw(value: Value) -> Result<Option<Raw>, String> {
+fn raw(key: Key, value: Value) -> Result<Option<Raw>, String> {
     match value {
         Value::Null => Ok(None),
         Value::String(text) => Ok(Some(Raw::Text(text))),
         Value::Number(number) => Ok(Some(Raw::Text(number.to_string()))),
+        // Only `true` and `false` are booleans (strict), and only a switch takes one.
+        Value::Bool(flag) if key.is_switch() => Ok(Some(Raw::Text(flag.to_string()))),
         Value::Array(items) => {
             let texts: Option<Vec<String>> = items
                 .iter()

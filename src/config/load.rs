@@ -338,6 +338,7 @@ impl<'e> Builder<'e> {
                 s.max_concurrent_downloads = value::download_limit(&text)?
             }
             Key::MemoryCacheSize => s.memory_cache_size = value::memory_cache_size(&text)?,
+            Key::Prefetch => s.prefetch = value::on_off(key, &text)?,
             Key::AuthTokens => s.auth_tokens = auth::tokens(text.split(','))?,
             Key::AuthUsers => s.auth_users = auth::users_text(&text)?,
             Key::AuthRequire => s.auth_require = auth::require(&text)?,
@@ -530,6 +531,7 @@ pub(super) mod tests {
             Key::ProxiedSumdbs => ["file.example", "env.example", "flag.example"],
             Key::MaxCacheSize => ["1GiB", "2GiB", "3GiB"],
             Key::MemoryCacheSize => ["1MiB", "2MiB", "3MiB"],
+            Key::Prefetch => ["on", "off", "on"],
             Key::DownloadConnections | Key::MaxConcurrentDownloads => ["7", "8", "9"],
             Key::DownloadParallelThreshold => ["1MiB", "2MiB", "3MiB"],
             Key::Proxy => [
@@ -840,6 +842,32 @@ pub(super) mod tests {
             let want = format!("config file {file}{want}");
             assert!(got.starts_with(&want), "\n got: {got}\nwant: {want}");
         }
+    }
+
+    #[test]
+    fn prefetch_is_a_switch_a_file_may_set_with_a_boolean() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(dir.path(), "c.yaml", "prefetch: true\n");
+        assert!(
+            load_with(&flags(&["--config", &file]), &[])
+                .unwrap()
+                .settings
+                .prefetch
+        );
+        let json = write(dir.path(), "c.json", r#"{"prefetch": "on"}"#);
+        assert!(
+            load_with(&flags(&["--config", &json]), &[])
+                .unwrap()
+                .settings
+                .prefetch
+        );
+        let off = load_with(&flags(&["--config", &file]), &[("PREFETCH", "off")]).unwrap();
+        assert!(!off.settings.prefetch);
+        let got = error(&flags(&["--prefetch", "sometimes"]), &[]);
+        assert!(
+            got.contains("prefetch: invalid value \"sometimes\" (expected on or off)"),
+            "{got}"
+        );
     }
 
     #[test]

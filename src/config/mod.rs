@@ -125,6 +125,7 @@ pub enum Key {
     DownloadParallelThreshold,
     MaxConcurrentDownloads,
     MemoryCacheSize,
+    Prefetch,
     AuthTokens,
     AuthUsers,
     AuthRequire,
@@ -134,7 +135,7 @@ pub enum Key {
 
 impl Key {
     /// Every key, in the order `config show` and error messages list them.
-    pub const ALL: [Key; 42] = [
+    pub const ALL: [Key; 43] = [
         Key::Port,
         Key::Listen,
         Key::CacheDir,
@@ -172,6 +173,7 @@ impl Key {
         Key::DownloadParallelThreshold,
         Key::MaxConcurrentDownloads,
         Key::MemoryCacheSize,
+        Key::Prefetch,
         Key::AuthTokens,
         Key::AuthUsers,
         Key::AuthRequire,
@@ -254,6 +256,7 @@ impl Key {
                 "MEMORY_CACHE_SIZE",
                 "memory-cache-size",
             ),
+            Key::Prefetch => ("prefetch", "PREFETCH", "prefetch"),
             Key::AuthTokens => ("auth_tokens", "AUTH_TOKENS", "auth-tokens"),
             Key::AuthUsers => ("auth_users", "AUTH_USERS", "auth-users"),
             Key::AuthRequire => ("auth_require", "AUTH_REQUIRE", "auth-require"),
@@ -287,6 +290,11 @@ impl Key {
     /// The long flag, without the leading `--`.
     pub fn flag(self) -> &'static str {
         self.names().2
+    }
+
+    /// Whether the key is turned on or off (a config file may use a boolean).
+    pub fn is_switch(self) -> bool {
+        matches!(self, Key::Prefetch)
     }
 
     pub fn from_name(name: &str) -> Option<Key> {
@@ -376,6 +384,9 @@ pub struct Settings {
     /// Bytes of small artifacts (`.info`, `.mod`, lists, small zips) kept in
     /// memory for hits; 0 turns the memory cache off.
     pub memory_cache_size: u64,
+    /// A fetched `.mod` also fetches its version's `.info` and `.zip` in the
+    /// background, so the requests that usually follow it are hits.
+    pub prefetch: bool,
     /// SHA-256 digests of the bearer tokens clients may present.
     pub auth_tokens: Vec<TokenHash>,
     /// Users for basic authentication, with Argon2 password hashes.
@@ -463,6 +474,7 @@ impl Default for Settings {
             download_parallel_threshold: 512 * 1024,
             max_concurrent_downloads: 4,
             memory_cache_size: 32 << 20,
+            prefetch: false,
             auth_tokens: Vec::new(),
             auth_users: Vec::new(),
             auth_require: AuthRequire::All,
@@ -515,6 +527,7 @@ impl fmt::Debug for Settings {
             )
             .field("max_concurrent_downloads", &self.max_concurrent_downloads)
             .field("memory_cache_size", &self.memory_cache_size)
+            .field("prefetch", &self.prefetch)
             .field("auth_tokens", &self.auth_tokens)
             .field("auth_users", &self.auth_users)
             .field("auth_require", &self.auth_require)

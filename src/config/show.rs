@@ -212,6 +212,11 @@ pub fn render(loaded: &Loaded) -> String {
         memory,
         from(Key::MemoryCacheSize),
     ));
+    rows.push((
+        Key::Prefetch.name(),
+        if s.prefetch { "on" } else { "off" }.to_owned(),
+        from(Key::Prefetch),
+    ));
     let key_width = rows.iter().map(|(key, _, _)| key.len()).max().unwrap_or(0);
     // A long value (several private upstreams) runs past the column rather
     // than pushing every source far to the right.
@@ -319,6 +324,7 @@ download_connections = 4 (default)
 download_parallel_threshold = 512KiB (default)
 max_concurrent_downloads = 4 (default)
 memory_cache_size = 32MiB (default)
+prefetch = off (default)
 "
         );
     }

@@ -99,6 +99,7 @@ pub(super) fn expected(key: Key) -> &'static str {
         }
         Key::DownloadParallelThreshold => "expected a size, e.g. 512KiB or 4MiB",
         Key::MaxConcurrentDownloads => "expected a whole number (0 means no limit)",
+        Key::Prefetch => "expected on or off",
         Key::MemoryCacheSize => {
             "expected a size, e.g. 32MiB or 256MB (0 turns the memory cache off)"
         }
@@ -434,6 +435,14 @@ pub(super) fn log_format(text: &str) -> Result<LogFormat, Invalid> {
         "text" => Ok(LogFormat::Text),
         "json" => Ok(LogFormat::Json),
         _ => Err(Invalid::new("value", text, expected(Key::LogFormat))),
+    }
+}
+
+pub(super) fn on_off(key: Key, text: &str) -> Result<bool, Invalid> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" => Ok(true),
+        "off" | "false" => Ok(false),
+        _ => Err(Invalid::new("value", text, expected(key))),
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod behind;
 mod body;
+mod prefetch;
 mod store;
 pub mod validate;
 
@@ -128,6 +129,8 @@ pub struct Fetcher {
     metrics: Arc<Metrics>,
     /// Small immutable artifacts served from memory (`memory_cache_size`).
     hot: Option<HotCache>,
+    /// Fetching a `.mod`'s siblings ahead (`prefetch`; None: off).
+    prefetch: Option<prefetch::Prefetch>,
 }
 
 /// How long a failed refresh is remembered: short, so a recovered upstream is seen soon.
@@ -146,6 +149,7 @@ impl Fetcher {
         let refresh_failed = ExpiringSet::new(REFRESH_RETRY_AFTER);
         let slots = DownloadSlots::new(settings.max_concurrent_downloads);
         let hot = HotCache::new(settings.memory_cache_size);
+        let prefetch = settings.prefetch.then(prefetch::Prefetch::new);
         let behind = match behind::Behind::start() {
             Ok(behind) => Some(behind),
             Err(e) => {
@@ -170,6 +174,7 @@ impl Fetcher {
             slots,
             metrics,
             hot,
+            prefetch,
         }
     }
 

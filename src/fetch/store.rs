@@ -85,6 +85,7 @@ impl Fetcher {
             Ok((sidecar, landing)) => {
                 self.negative.remove(key);
                 self.refresh_failed.remove(key);
+                self.prefetch_after(key);
                 tracing::info!(artifact = %name, upstream = %sidecar.upstream, bytes = sidecar.size, verified = sidecar.h1.is_some(), elapsed_ms = started.elapsed().as_millis() as u64, "fetched");
                 // The stored file gets this time too, so the validators of
                 // this answer stay true for every later one.
@@ -236,14 +237,8 @@ impl Fetcher {
         if let (ArtifactKind::Zip(_), Some(h1)) = (&key.kind, &sidecar.h1) {
             writes.push((format!("{path}hash"), Bytes::from(format!("{h1}\n"))));
         }
-        for (meta_key, data) in writes {
-            if let Err(e) = self
-                .storage
-                .put_bytes(&meta_key, data, PutMode::Overwrite)
-                .await
-            {
-                tracing::warn!(artifact = %key.display_name(), error = %e, "could not write metadata");
-            }
+        if let Err(e) = self.storage.put_records(writes).await {
+            tracing::warn!(artifact = %key.display_name(), error = %e, "could not write metadata");
         }
     }
 

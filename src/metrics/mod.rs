@@ -30,6 +30,7 @@ pub const UPSTREAM_FETCHES: &str = "goproxy_upstream_fetches_total";
 pub const UPSTREAM_DURATION: &str = "goproxy_upstream_fetch_duration_seconds";
 pub const UPSTREAM_BYTES: &str = "goproxy_upstream_fetched_bytes_total";
 pub const DEDUPLICATED: &str = "goproxy_fetch_deduplicated_waiters_total";
+pub const PREFETCHES: &str = "goproxy_prefetches_total";
 pub const DOWNLOADS_ACTIVE: &str = "goproxy_downloads_active";
 pub const DOWNLOADS_QUEUED: &str = "goproxy_downloads_queued";
 pub const CACHE_SIZE: &str = "goproxy_cache_size_bytes";
@@ -256,6 +257,11 @@ impl Metrics {
                 "Requests that joined a fetch already in flight instead of starting one.",
             ),
             (
+                PREFETCHES,
+                None,
+                "Artifacts fetched ahead of a request (prefetch: on), by result.",
+            ),
+            (
                 EVICTIONS,
                 None,
                 "Module versions removed from the cache by eviction.",
@@ -391,6 +397,13 @@ impl Metrics {
     /// A request joined a fetch another request had started.
     pub fn deduplicated(&self) {
         self.counter(DEDUPLICATED, Vec::new()).increment(1);
+    }
+
+    /// A prefetch ended: `fetched`, `cached` (nothing to do), `failed`, or
+    /// `skipped` (too many running).
+    pub fn prefetch(&self, result: &'static str) {
+        self.counter(PREFETCHES, vec![Label::from_static_parts("result", result)])
+            .increment(1);
     }
 
     pub fn evicted(&self, versions: usize, bytes: u64) {

@@ -117,6 +117,30 @@ async fn overwrite_replaces<S: Storage>(s: &S) {
     );
 }
 
+async fn records_are_written_and_replaced_together<S: Storage>(s: &S) {
+    let records = |meta: &'static [u8], hash: &'static [u8]| {
+        vec![
+            ("m/@v/v1.0.0.zip.meta".to_owned(), Bytes::from_static(meta)),
+            ("m/@v/v1.0.0.ziphash".to_owned(), Bytes::from_static(hash)),
+        ]
+    };
+    s.put_records(records(b"{}", b"h1:a\n"))
+        .await
+        .expect("first");
+    s.put_records(records(b"{\"size\":1}", b"h1:b\n"))
+        .await
+        .expect("second");
+    assert_eq!(
+        read(s, "m/@v/v1.0.0.zip.meta").await.as_deref(),
+        Some(&b"{\"size\":1}"[..])
+    );
+    assert_eq!(
+        read(s, "m/@v/v1.0.0.ziphash").await.as_deref(),
+        Some(&b"h1:b\n"[..])
+    );
+    s.put_records(Vec::new()).await.expect("nothing to write");
+}
+
 async fn if_absent_keeps_the_first<S: Storage>(s: &S) {
     let first = put(s, "k", b"first", PutMode::IfAbsent).await;
     assert!(matches!(first, PutOutcome::Written(_)));
@@ -278,6 +302,15 @@ async fn invalid_keys_are_rejected_everywhere<S: Storage>(s: &S) {
             "put_bytes",
             key,
         );
+        assert_invalid_key(
+            s.put_records(vec![
+                (key.to_owned(), Bytes::from_static(b"evil")),
+                ("ok/key".to_owned(), Bytes::from_static(b"x")),
+            ])
+            .await,
+            "put_records",
+            key,
+        );
         assert_invalid_key(s.stage(key).await.map(|_| ()), "stage", key);
         let forged = Staged::new(key.to_owned(), tempfile::NamedTempFile::new().expect("tmp"));
         assert_invalid_key(s.commit(forged, PutMode::Overwrite).await, "commit", key);
@@ -333,6 +366,7 @@ for_each_backend!(
     absent_keys_read_as_none,
     put_then_get_and_head,
     overwrite_replaces,
+    records_are_written_and_replaced_together,
     if_absent_keeps_the_first,
     ranges,
     stage_then_commit,

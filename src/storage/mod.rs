@@ -140,6 +140,18 @@ pub trait Storage: Send + Sync + 'static {
         let _ = modified;
         self.put_bytes(key, data, mode).await
     }
+    /// Stores small records derived from other objects (metadata), each
+    /// replacing what is under its key whole, never seen half-written. They
+    /// are not made durable one by one as objects are: after a crash one may
+    /// be missing or empty, and readers must treat such a record as absent.
+    /// Backends that can write several at once should.
+    async fn put_records(&self, records: Vec<(String, Bytes)>) -> Result<()> {
+        for (key, data) in records {
+            self.put_bytes(&key, data, PutMode::Overwrite).await?;
+        }
+        Ok(())
+    }
+
     /// A local temp file to fill with the future content of `key` (for large objects).
     async fn stage(&self, key: &str) -> Result<Staged>;
     /// A fixed local path where a download of `key` can keep its bytes across
