@@ -7,11 +7,13 @@
 //! `list_ttl`), so memory never serves a list the disk would not. Bounded by
 //! bytes; the least useful entries go first. Reads take no global lock.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use moka::sync::Cache;
 
+use super::ArtifactKey;
 use crate::storage::{Object, ObjectBody, ObjectMeta};
 
 /// Objects larger than this are never kept: one big zip must not push out
@@ -26,6 +28,20 @@ const ENTRY_OVERHEAD: u64 = 160;
 struct Entry {
     meta: ObjectMeta,
     bytes: Bytes,
+    route: Arc<HotRoute>,
+}
+
+/// The parsed request an entry answers, kept with its bytes: a request for
+/// exactly the entry's path (its storage key, which is the escaped URL path)
+/// is answered without parsing and validating the path again, since only
+/// keys that passed both are ever stored here.
+pub struct HotRoute {
+    pub key: ArtifactKey,
+    pub module_escaped: String,
+    pub version_escaped: Option<String>,
+    /// [`ObjectMeta::etag`] and [`ObjectMeta::http_date`] of the copy.
+    pub etag: Bytes,
+    pub last_modified: Bytes,
 }
 
 pub struct HotCache {
@@ -65,18 +81,42 @@ impl HotCache {
         })
     }
 
-    /// Keeps a copy of `object` when it is small and already in memory; the
-    /// object is handed back either way.
-    pub fn offer(&self, key: &str, object: Object) -> Object {
+    /// The copy kept under `skey` and the request it answers; a mutable
+    /// artifact's only while fresh under `list_ttl` (see [`get`](Self::get)).
+    pub fn hit(&self, skey: &str, list_ttl: Duration) -> Option<(Arc<HotRoute>, Object)> {
+        let entry = self.entries.get(skey)?;
+        if !entry.route.key.is_immutable() && !is_fresh(&entry.meta, list_ttl) {
+            self.entries.invalidate(skey);
+            return None;
+        }
+        let object = Object {
+            meta: entry.meta,
+            body: ObjectBody::Bytes(entry.bytes),
+        };
+        Some((entry.route, object))
+    }
+
+    /// Keeps a copy of `object` (stored under `skey`, the storage key of
+    /// `key`) when it is small and already in memory; the object is handed
+    /// back either way.
+    pub fn offer(&self, key: &ArtifactKey, skey: &str, object: Object) -> Object {
         if let ObjectBody::Bytes(bytes) = &object.body
             && object.meta.size <= MAX_ENTRY
             && bytes.len() as u64 == object.meta.size
         {
+            let route = HotRoute {
+                key: key.clone(),
+                module_escaped: key.module.escaped(),
+                version_escaped: key.escaped_version(),
+                etag: object.meta.etag().into(),
+                last_modified: object.meta.http_date().into(),
+            };
             self.entries.insert(
-                key.to_owned(),
+                skey.to_owned(),
                 Entry {
                     meta: object.meta.clone(),
                     bytes: bytes.clone(),
+                    route: Arc::new(route),
                 },
             );
         }
@@ -101,6 +141,16 @@ pub fn is_fresh(meta: &ObjectMeta, ttl: Duration) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::route::{Route, parse};
+
+    /// Offers `object` under the key `path` names.
+    fn offer(hot: &HotCache, path: &str, object: Object) -> Object {
+        let Ok(Route::Artifact(key)) = parse(&format!("/{path}")) else {
+            panic!("{path} is not an artifact path");
+        };
+        assert_eq!(key.storage_key(), path);
+        hot.offer(&key, path, object)
+    }
 
     fn object(len: usize) -> Object {
         object_at(len, SystemTime::UNIX_EPOCH)
@@ -126,22 +176,26 @@ mod tests {
     #[test]
     fn keeps_small_objects_and_forgets_removed_ones() {
         let hot = HotCache::new(1 << 20).unwrap();
-        assert!(hot.get("a/@v/v1.0.0.mod", None).is_none());
-        let back = hot.offer("a/@v/v1.0.0.mod", object(10));
+        assert!(hot.get("example.com/a/@v/v1.0.0.mod", None).is_none());
+        let back = offer(&hot, "example.com/a/@v/v1.0.0.mod", object(10));
         assert_eq!(body(back).len(), 10);
-        let hit = hot.get("a/@v/v1.0.0.mod", None).expect("kept");
+        let hit = hot.get("example.com/a/@v/v1.0.0.mod", None).expect("kept");
         assert_eq!(hit.meta.size, 10);
         assert_eq!(body(hit), Bytes::from(vec![7u8; 10]));
-        hot.remove("a/@v/v1.0.0.mod");
-        assert!(hot.get("a/@v/v1.0.0.mod", None).is_none());
+        hot.remove("example.com/a/@v/v1.0.0.mod");
+        assert!(hot.get("example.com/a/@v/v1.0.0.mod", None).is_none());
     }
 
     #[test]
     fn large_objects_are_not_kept_and_zero_is_off() {
         assert!(HotCache::new(0).is_none());
         let hot = HotCache::new(1 << 20).unwrap();
-        hot.offer("big", object(MAX_ENTRY as usize + 1));
-        assert!(hot.get("big", None).is_none());
+        offer(
+            &hot,
+            "example.com/big/@v/v1.0.0.zip",
+            object(MAX_ENTRY as usize + 1),
+        );
+        assert!(hot.get("example.com/big/@v/v1.0.0.zip", None).is_none());
     }
 
     #[test]
@@ -149,7 +203,11 @@ mod tests {
         let budget = 64 * 1024;
         let hot = HotCache::new(budget).unwrap();
         for i in 0..200 {
-            hot.offer(&format!("m{i}/@v/v1.0.0.info"), object(1000));
+            offer(
+                &hot,
+                &format!("example.com/m{i}/@v/v1.0.0.info"),
+                object(1000),
+            );
         }
         hot.entries.run_pending_tasks();
         assert!(hot.entries.weighted_size() <= budget);
@@ -161,21 +219,73 @@ mod tests {
         let hot = HotCache::new(1 << 20).unwrap();
         let ttl = Duration::from_secs(60);
         let now = SystemTime::now();
-        hot.offer("m/@v/list", object_at(10, now - Duration::from_secs(30)));
-        let hit = hot.get("m/@v/list", Some(ttl)).expect("fresh copy served");
+        offer(
+            &hot,
+            "example.com/m/@v/list",
+            object_at(10, now - Duration::from_secs(30)),
+        );
+        let hit = hot
+            .get("example.com/m/@v/list", Some(ttl))
+            .expect("fresh copy served");
         assert_eq!(body(hit).len(), 10);
         // The same copy is outdated under a shorter TTL: not served, and dropped.
         assert!(
-            hot.get("m/@v/list", Some(Duration::from_secs(10)))
+            hot.get("example.com/m/@v/list", Some(Duration::from_secs(10)))
                 .is_none()
         );
-        assert!(hot.get("m/@v/list", Some(ttl)).is_none());
+        assert!(hot.get("example.com/m/@v/list", Some(ttl)).is_none());
 
         // A refreshed file offered again replaces the outdated copy.
-        hot.offer("m/@v/list", object_at(10, now - Duration::from_secs(90)));
-        assert!(hot.get("m/@v/list", Some(ttl)).is_none());
-        hot.offer("m/@v/list", object_at(12, now));
-        assert_eq!(body(hot.get("m/@v/list", Some(ttl)).unwrap()).len(), 12);
+        offer(
+            &hot,
+            "example.com/m/@v/list",
+            object_at(10, now - Duration::from_secs(90)),
+        );
+        assert!(hot.get("example.com/m/@v/list", Some(ttl)).is_none());
+        offer(&hot, "example.com/m/@v/list", object_at(12, now));
+        assert_eq!(
+            body(hot.get("example.com/m/@v/list", Some(ttl)).unwrap()).len(),
+            12
+        );
+    }
+
+    #[test]
+    fn a_hit_by_path_carries_the_request_it_answers() {
+        let hot = HotCache::new(1 << 20).unwrap();
+        let ttl = Duration::from_secs(60);
+        assert!(hot.hit("example.com/a/@v/v1.0.0.info", ttl).is_none());
+        offer(&hot, "example.com/!a/@v/v1.0.0.info", object(10));
+        let (route, object) = hot.hit("example.com/!a/@v/v1.0.0.info", ttl).expect("kept");
+        assert_eq!(route.key.module.as_str(), "example.com/A");
+        assert_eq!(route.module_escaped, "example.com/!a");
+        assert_eq!(route.version_escaped.as_deref(), Some("v1.0.0"));
+        assert_eq!(body(object).len(), 10);
+        // The unescaped spelling is another path, never this entry's.
+        assert!(hot.hit("example.com/A/@v/v1.0.0.info", ttl).is_none());
+
+        let now = SystemTime::now();
+        offer(
+            &hot,
+            "example.com/m/@latest",
+            object_at(5, now - Duration::from_secs(30)),
+        );
+        assert!(hot.hit("example.com/m/@latest", ttl).is_some());
+        assert!(
+            hot.hit("example.com/m/@latest", Duration::from_secs(10))
+                .is_none(),
+            "an outdated mutable copy is not a hit"
+        );
+        assert!(
+            hot.hit("example.com/m/@latest", ttl).is_none(),
+            "and was dropped"
+        );
+        // Immutable copies have no age limit.
+        offer(
+            &hot,
+            "example.com/m/@v/v1.0.0.mod",
+            object_at(5, now - Duration::from_secs(3600)),
+        );
+        assert!(hot.hit("example.com/m/@v/v1.0.0.mod", ttl).is_some());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
-use crate::cache::hot::HotCache;
+use crate::cache::hot::{HotCache, HotRoute};
 use crate::cache::{ArtifactKey, ExpiringSet};
 use crate::config::Settings;
 use crate::download::DownloadSlots;
@@ -185,6 +185,14 @@ impl Fetcher {
         }
     }
 
+    /// A hit for exactly `skey` (a storage key, which is also the escaped
+    /// URL path) from memory, with the request it answers; None when the
+    /// memory cache has no usable copy and the request must be parsed and
+    /// resolved the usual way.
+    pub fn hot_hit(&self, skey: &str) -> Option<(Arc<HotRoute>, Object)> {
+        self.hot.as_ref()?.hit(skey, self.settings.list_ttl)
+    }
+
     /// Waits until what answered fetches fetched is stored (at shutdown).
     pub async fn settle(&self) {
         self.flights.tails_done().await;
@@ -237,7 +245,7 @@ impl Fetcher {
         let stale = match cached {
             Some(object) if key.is_immutable() || self.is_fresh(&object) => {
                 let object = match hot {
-                    Some(hot) => hot.offer(&skey, object),
+                    Some(hot) => hot.offer(key, &skey, object),
                     None => object,
                 };
                 return Ok(Resolved {

@@ -203,6 +203,7 @@ impl Fetcher {
             Ok(Some((PutOutcome::Written(meta), bytes))) => {
                 if let Some(hot) = &self.hot {
                     hot.offer(
+                        key,
                         &skey,
                         Object {
                             meta,

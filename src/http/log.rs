@@ -35,11 +35,13 @@ pub struct Classified {
 #[derive(Clone)]
 pub struct LogLayer {
     metrics: Arc<Metrics>,
+    text: bool,
 }
 
 impl LogLayer {
-    pub fn new(metrics: Arc<Metrics>) -> Self {
-        LogLayer { metrics }
+    /// `text`: the log format is text, and the line is formatted here.
+    pub fn new(metrics: Arc<Metrics>, text: bool) -> Self {
+        LogLayer { metrics, text }
     }
 }
 
@@ -50,6 +52,7 @@ impl<S> Layer<S> for LogLayer {
         LogService {
             inner,
             metrics: Arc::clone(&self.metrics),
+            text: self.text,
         }
     }
 }
@@ -58,6 +61,7 @@ impl<S> Layer<S> for LogLayer {
 pub struct LogService<S> {
     inner: S,
     metrics: Arc<Metrics>,
+    text: bool,
 }
 
 impl<S> Service<Request> for LogService<S>
@@ -86,10 +90,12 @@ where
         );
         let answer = self.inner.call(request);
         let metrics = Arc::clone(&self.metrics);
+        let text = self.text;
         Box::pin(async move {
             let response = answer.await?;
             Ok(finish(
                 &metrics,
+                text,
                 started,
                 &method,
                 uri.path(),
@@ -103,6 +109,7 @@ where
 /// Records the answered request (metrics, status page) and writes its line.
 fn finish(
     metrics: &Metrics,
+    text: bool,
     started: Instant,
     method: &Method,
     path: &str,
@@ -147,12 +154,56 @@ fn finish(
     });
     let cache = if cache == "none" { "-" } else { cache };
     let duration_ms = (elapsed.as_secs_f64() * 10_000.0).round() / 10.0;
-    if matches!(kind, Endpoint::Health | Endpoint::Ready) {
-        tracing::debug!(%client, %method, %path, status, bytes, duration_ms, cache, "request");
-    } else {
-        tracing::info!(%client, %method, %path, status, bytes, duration_ms, cache, "request");
+    let probe = matches!(kind, Endpoint::Health | Endpoint::Ready);
+    // In text, the line is formatted in one pass: recording seven fields one
+    // by one cost a third of a cache hit's CPU. JSON keeps them as fields.
+    let line = Line {
+        client: &client,
+        method,
+        path,
+        status,
+        bytes,
+        duration_ms,
+        cache,
+    };
+    match (probe, text) {
+        (true, true) => tracing::debug!("{line}"),
+        (true, false) => {
+            tracing::debug!(%client, %method, %path, status, bytes, duration_ms, cache, "request")
+        }
+        (false, true) => tracing::info!("{line}"),
+        (false, false) => {
+            tracing::info!(%client, %method, %path, status, bytes, duration_ms, cache, "request")
+        }
     }
     response
+}
+
+/// A request line as the text format writes an event with these fields.
+struct Line<'a> {
+    client: &'a Client,
+    method: &'a Method,
+    path: &'a str,
+    status: u16,
+    bytes: u64,
+    duration_ms: f64,
+    cache: &'a str,
+}
+
+impl std::fmt::Display for Line<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "request client={} method={} path={} status={} bytes={} duration_ms={:?} cache={:?}",
+            self.client,
+            self.method,
+            self.path,
+            self.status,
+            self.bytes,
+            self.duration_ms,
+            self.cache
+        )
+    }
 }
 
 /// The client's address, formatted only when the line is written.
@@ -198,6 +249,58 @@ pub fn classify_route(route: &Route) -> Classified {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What the text format writes for `event`, without time, level or target.
+    fn text_of(event: impl FnOnce()) -> String {
+        use std::sync::Mutex;
+        #[derive(Clone, Default)]
+        struct Buf(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let out = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || out.clone())
+            .with_ansi(false)
+            .without_time()
+            .with_level(false)
+            .with_target(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, event);
+        String::from_utf8(buf.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn the_preformatted_line_reads_as_the_event_with_fields() {
+        let client = Client(Some("127.0.0.1:4321".parse().unwrap()));
+        let method = Method::GET;
+        let path = "/example.com/m/@v/v1.0.0.info";
+        for (duration_ms, cache) in [(0.1, "hit"), (12.0, "-"), (1.5, "miss")] {
+            let (status, bytes) = (200u16, 53u64);
+            let fields = text_of(
+                || tracing::info!(%client, %method, %path, status, bytes, duration_ms, cache, "request"),
+            );
+            let line = Line {
+                client: &client,
+                method: &method,
+                path,
+                status,
+                bytes,
+                duration_ms,
+                cache,
+            };
+            assert_eq!(text_of(|| tracing::info!("{line}")), fields);
+        }
+        let anonymous = text_of(|| tracing::info!("{}", Client(None)));
+        assert_eq!(anonymous.trim(), "-");
+    }
 
     fn parts(path: &str) -> (&'static str, Option<String>) {
         let c = classify(path);

@@ -22,14 +22,15 @@ use axum::response::{IntoResponse, Response};
 
 use crate::cache::usage::UsageDb;
 use crate::config::Settings;
-use crate::fetch::{CacheOutcome, Fetcher};
+use crate::fetch::{CacheOutcome, Fetcher, Resolved};
 use crate::metrics::{Endpoint, Metrics};
 use crate::sumdb::proxy::{SumDbProxy, SumDbProxyError};
 pub use error::{ApiError, ErrorReason};
 use route::Route;
 
 /// Response header that says how the answer was produced: hit, miss, stale, negative.
-pub const CACHE_HEADER: &str = "x-goproxy-cache";
+pub const CACHE_HEADER: axum::http::HeaderName =
+    axum::http::HeaderName::from_static("x-goproxy-cache");
 
 /// Cache lifetime advertised for immutable artifacts (one week, as peers use).
 const IMMUTABLE_CACHE_CONTROL: &str = "public, max-age=604800, immutable";
@@ -79,7 +80,10 @@ pub fn router(state: AppState) -> Router {
     }
     // Outermost, so refused requests are logged too.
     let metrics = Arc::clone(&state.metrics);
-    router.layer(log::LogLayer::new(metrics)).with_state(state)
+    let text = state.settings.log_format == crate::config::LogFormat::Text;
+    router
+        .layer(log::LogLayer::new(metrics, text))
+        .with_state(state)
 }
 
 // Takes the request whole: the Method/Uri/HeaderMap extractors would each
@@ -89,6 +93,31 @@ async fn handle(edge: &Edge, request: Request) -> Response {
     let (method, headers) = (request.method(), request.headers());
     if method != Method::GET && method != Method::HEAD {
         return method_not_allowed(method);
+    }
+    let head = method == Method::HEAD;
+    // The commonest request, a hit kept in memory, is looked up by its path
+    // as it came: only paths that were parsed and validated when they were
+    // stored can match.
+    if let Some((hot, object)) = request
+        .uri()
+        .path()
+        .strip_prefix('/')
+        .and_then(|path| state.fetcher.hot_hit(path))
+    {
+        if let (Some(usage), Some(version)) = (&state.usage, &hot.version_escaped) {
+            usage.touch(&hot.module_escaped, version);
+        }
+        let resolved = Resolved {
+            object,
+            outcome: CacheOutcome::Hit,
+        };
+        let validators = serve::Validators::from_text(hot.etag.clone(), hot.last_modified.clone());
+        let mut response = answer(edge, &hot.key, resolved, Some(validators), head, headers).await;
+        response.extensions_mut().insert(log::Classified {
+            kind: Endpoint::of_artifact(&hot.key.kind),
+            module: Some(hot.key.module.clone()),
+        });
+        return response;
     }
     let route = match route::parse(request.uri().path()) {
         Ok(route) => route,
@@ -106,7 +135,7 @@ async fn handle(edge: &Edge, request: Request) -> Response {
         Route::Health => json_ok(r#"{"status":"ok"}"#),
         Route::Ready => ready(state).await,
         Route::SumDb(rest) => sumdb(state, &rest, method == Method::HEAD).await,
-        Route::Artifact(key) => artifact(edge, key, method == Method::HEAD, headers).await,
+        Route::Artifact(key) => artifact(edge, key, head, headers).await,
     };
     response.extensions_mut().insert(classified);
     response
@@ -128,6 +157,18 @@ async fn artifact(
     if let (Some(usage), Some(version)) = (&state.usage, key.escaped_version()) {
         usage.touch(&key.module.escaped(), &version);
     }
+    answer(edge, &key, resolved, None, head, headers).await
+}
+
+/// The response for `key` once something to serve was found.
+async fn answer(
+    edge: &Edge,
+    key: &crate::cache::ArtifactKey,
+    resolved: Resolved,
+    validators: Option<serve::Validators>,
+    head: bool,
+    headers: &axum::http::HeaderMap,
+) -> Response {
     let cache_control = match resolved.outcome {
         CacheOutcome::Stale => HeaderValue::from_static("no-cache"),
         _ if key.is_immutable() => HeaderValue::from_static(IMMUTABLE_CACHE_CONTROL),
@@ -137,6 +178,7 @@ async fn artifact(
         content_type: key.content_type(),
         cache_control,
         head,
+        validators,
     };
     let mut response = serve::respond(resolved.object, headers, opts).await;
     response.headers_mut().insert(

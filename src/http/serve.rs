@@ -33,37 +33,56 @@ pub struct ServeOptions {
     pub content_type: &'static str,
     pub cache_control: HeaderValue,
     pub head: bool,
+    /// The object's validators when the caller has them at hand (a copy in
+    /// the memory cache keeps them); computed from its metadata otherwise.
+    pub validators: Option<Validators>,
 }
 
-/// A strong validator. Stored artifacts are never modified in place (they are
-/// replaced by rename), so size and modification time identify the bytes.
-pub fn etag(meta: &ObjectMeta) -> String {
-    let nanos = meta
-        .modified
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_nanos();
-    format!("\"{nanos:x}-{:x}\"", meta.size)
+/// `ETag` and `Last-Modified` of an object.
+#[derive(Clone)]
+pub struct Validators {
+    etag: HeaderValue,
+    last_modified: HeaderValue,
+}
+
+impl Validators {
+    pub fn of(meta: &ObjectMeta) -> Validators {
+        Validators::from_text(meta.etag().into(), meta.http_date().into())
+    }
+
+    /// From the texts of [`ObjectMeta::etag`] and [`ObjectMeta::http_date`],
+    /// shared rather than copied.
+    pub fn from_text(etag: Bytes, last_modified: Bytes) -> Validators {
+        // Hex digits, quotes and an HTTP date: always valid header values.
+        let value = |text: Bytes| {
+            HeaderValue::from_maybe_shared(text).unwrap_or_else(|_| HeaderValue::from_static(""))
+        };
+        Validators {
+            etag: value(etag),
+            last_modified: value(last_modified),
+        }
+    }
 }
 
 pub async fn respond(object: Object, request: &HeaderMap, opts: ServeOptions) -> Response {
     let meta = object.meta.clone();
-    let tag = etag(&meta);
-    let last_modified = httpdate::fmt_http_date(meta.modified);
+    let validators = opts.validators.unwrap_or_else(|| Validators::of(&meta));
+    let tag = validators.etag.to_str().unwrap_or_default();
+    let last_modified = validators.last_modified.to_str().unwrap_or_default();
     let mut builder = Response::builder()
-        .header(ETAG, &tag)
-        .header(LAST_MODIFIED, &last_modified)
+        .header(ETAG, validators.etag.clone())
+        .header(LAST_MODIFIED, validators.last_modified.clone())
         .header(CACHE_CONTROL, opts.cache_control)
         .header(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
 
-    if not_modified(request, &tag, meta.modified) {
+    if not_modified(request, tag, meta.modified) {
         return builder
             .status(StatusCode::NOT_MODIFIED)
             .body(Body::empty())
             .unwrap_or_default();
     }
 
-    let range = match requested_range(request, &tag, &last_modified, meta.size) {
+    let range = match requested_range(request, tag, last_modified, meta.size) {
         RangeDecision::Full => None,
         RangeDecision::Partial(start, end) => Some((start, end)),
         RangeDecision::Unsatisfiable => {

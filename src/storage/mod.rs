@@ -38,6 +38,25 @@ pub struct ObjectMeta {
     pub modified: SystemTime,
 }
 
+impl ObjectMeta {
+    /// A strong validator (`ETag`). Stored objects are never modified in
+    /// place (they are replaced by rename), so size and modification time
+    /// identify the bytes.
+    pub fn etag(&self) -> String {
+        let nanos = self
+            .modified
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or(std::time::Duration::ZERO)
+            .as_nanos();
+        format!("\"{nanos:x}-{:x}\"", self.size)
+    }
+
+    /// The modification time as an HTTP date (`Last-Modified`).
+    pub fn http_date(&self) -> String {
+        httpdate::fmt_http_date(self.modified)
+    }
+}
+
 /// The bytes of an object (or of the requested range of it).
 pub enum ObjectBody {
     /// An open file positioned at the start of the requested bytes; read exactly `len`.
