@@ -7,6 +7,7 @@ mod auth;
 mod cache;
 mod docs;
 mod healthcheck;
+mod log_format;
 mod log_writer;
 
 use std::ffi::OsString;
@@ -188,7 +189,7 @@ pub(crate) fn init_logging(settings: &Settings, writer: BoxMakeWriter) -> anyhow
         .with_ansi(ansi);
     match settings.log_format {
         LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
+        LogFormat::Text => builder.event_format(log_format::TextFormat::new()).init(),
     }
     Ok(())
 }
