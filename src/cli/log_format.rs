@@ -80,11 +80,12 @@ impl Visit for Message<'_, '_> {
     }
 }
 
+/// Capturing what the text format writes, for tests here and in `http::log`.
 #[cfg(test)]
-mod tests {
+pub(crate) mod capture {
     use std::sync::{Arc, Mutex};
 
-    use super::*;
+    use super::TextFormat;
 
     #[derive(Clone, Default)]
     struct Buf(Arc<Mutex<Vec<u8>>>);
@@ -99,30 +100,38 @@ mod tests {
         }
     }
 
-    /// The lines `emit` logs through the default text format and through ours.
-    fn both(emit: impl Fn()) -> (String, String) {
-        let run = |ours: bool| {
-            let buf = Buf::default();
-            let out = buf.clone();
-            let builder = tracing_subscriber::fmt()
-                .with_writer(move || out.clone())
-                .with_ansi(false);
-            if ours {
-                tracing::subscriber::with_default(
-                    builder.event_format(TextFormat::new()).finish(),
-                    &emit,
-                );
-            } else {
-                tracing::subscriber::with_default(builder.finish(), &emit);
-            }
-            String::from_utf8(buf.0.lock().unwrap().clone()).unwrap()
-        };
-        (run(false), run(true))
+    /// What `emit` logs without colours, through our text format or
+    /// (`ours` false) through tracing-subscriber's default one.
+    pub(crate) fn text(ours: bool, emit: impl Fn()) -> String {
+        let buf = Buf::default();
+        let out = buf.clone();
+        let builder = tracing_subscriber::fmt()
+            .with_writer(move || out.clone())
+            .with_ansi(false);
+        if ours {
+            tracing::subscriber::with_default(
+                builder.event_format(TextFormat::new()).finish(),
+                emit,
+            );
+        } else {
+            tracing::subscriber::with_default(builder.finish(), emit);
+        }
+        String::from_utf8(buf.0.lock().unwrap().clone()).unwrap()
     }
 
     /// A line without its timestamp, which differs between two runs.
-    fn untimed(line: &str) -> &str {
+    pub(crate) fn untimed(line: &str) -> &str {
         line.split_once(' ').expect("a timestamp first").1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::capture::{text, untimed};
+
+    /// The lines `emit` logs through the default text format and through ours.
+    fn both(emit: impl Fn()) -> (String, String) {
+        (text(false, &emit), text(true, &emit))
     }
 
     #[test]

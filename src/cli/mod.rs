@@ -7,7 +7,7 @@ mod auth;
 mod cache;
 mod docs;
 mod healthcheck;
-mod log_format;
+pub(crate) mod log_format;
 mod log_writer;
 
 use std::ffi::OsString;
