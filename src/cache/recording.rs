@@ -77,6 +77,15 @@ impl Storage for RecordingStorage {
         Ok(outcome)
     }
 
+    async fn put_records(&self, records: Vec<(String, Bytes)>) -> Result<()> {
+        let keys: Vec<String> = records.iter().map(|(key, _)| key.clone()).collect();
+        self.inner.put_records(records).await?;
+        for key in keys {
+            self.record(&key).await;
+        }
+        Ok(())
+    }
+
     async fn stage(&self, key: &str) -> Result<Staged> {
         self.inner.stage(key).await
     }
@@ -163,5 +172,27 @@ mod tests {
                 .expect("head")
                 .is_some()
         );
+        // Metadata records go through too, and are no versions of their own.
+        storage
+            .put_records(vec![
+                (
+                    "c.example/o/@v/v1.0.0.zip.meta".to_owned(),
+                    Bytes::from_static(b"{}"),
+                ),
+                (
+                    "c.example/o/@v/v1.0.0.ziphash".to_owned(),
+                    Bytes::from_static(b"h1:x"),
+                ),
+            ])
+            .await
+            .expect("records");
+        assert!(
+            inner
+                .head("c.example/o/@v/v1.0.0.ziphash")
+                .await
+                .expect("head")
+                .is_some()
+        );
+        assert_eq!(usage.cached_since(0, 10).expect("read").len(), 2);
     }
 }

@@ -248,4 +248,28 @@ mod tests {
         // No progress line: both ended long before one was due.
         assert!(!text.contains("downloading"), "{text}");
     }
+
+    #[tokio::test]
+    async fn completions_still_queued_at_stop_are_written() {
+        let logs = Captured::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let progress = Progress::new();
+        let display = Display::start(&Output::Lines, &progress);
+        tokio::task::yield_now().await;
+        // A burst between two ticks, as a cold `go mod download` makes.
+        for i in 0..300 {
+            let transfer = progress.start(format!("example.com/m{i}@v1.0.0"));
+            transfer.add(10);
+            transfer.succeeded();
+        }
+        display.stop().await;
+        let text = logs.text();
+        assert_eq!(text.matches("download finished").count(), 300, "{text}");
+        assert!(text.contains("artifact=example.com/m299@v1.0.0"), "{text}");
+    }
 }

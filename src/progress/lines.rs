@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::TryRecvError;
 use tokio_util::sync::CancellationToken;
 
 use super::format::{eta, percent, size_word, speed_word, took};
@@ -20,6 +20,13 @@ const TICK: Duration = Duration::from_secs(1);
 
 /// Logs progress until `stop`. `finished` is subscribed before the task
 /// starts, so no download that ends meanwhile goes unreported.
+///
+/// The task wakes once per tick and then collects what finished, instead of
+/// waiting on the registry: woken for every download that starts and ends,
+/// a cold `go mod download` of a few hundred small modules cost it two
+/// thread wake-ups per zip, more CPU than logging the lines. A completion
+/// line is written up to a tick late; the ones still queued at `stop` are
+/// written before it returns.
 pub(super) async fn run(
     progress: Progress,
     mut finished: tokio::sync::broadcast::Receiver<Finished>,
@@ -29,28 +36,31 @@ pub(super) async fn run(
     let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
-        let started = progress.started();
-        tokio::pin!(started);
-        started.as_mut().enable();
-        let idle = progress.active() == 0;
-        tokio::select! {
-            _ = stop.cancelled() => break,
-            event = finished.recv() => match event {
+        let stopping = tokio::select! {
+            _ = stop.cancelled() => true,
+            _ = ticker.tick() => false,
+        };
+        loop {
+            match finished.try_recv() {
                 Ok(event) => {
                     throttle.forget(event.id);
                     log_finished(&event);
                 }
-                Err(RecvError::Lagged(missed)) => {
-                    tracing::debug!(missed, "progress lines fell behind; some completion lines are missing");
+                Err(TryRecvError::Lagged(missed)) => {
+                    tracing::debug!(
+                        missed,
+                        "progress lines fell behind; some completion lines are missing"
+                    );
                 }
-                Err(RecvError::Closed) => break,
-            },
-            _ = &mut started, if idle => {}
-            _ = ticker.tick(), if !idle => {
-                for (snapshot, estimate) in throttle.due(&progress.snapshot(), Instant::now()) {
-                    log_progress(&snapshot, estimate);
-                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Closed) => return,
             }
+        }
+        if stopping {
+            return;
+        }
+        for (snapshot, estimate) in throttle.due(&progress.snapshot(), Instant::now()) {
+            log_progress(&snapshot, estimate);
         }
     }
 }

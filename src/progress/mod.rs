@@ -21,9 +21,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, broadcast};
 
-/// How many finished-download events a slow display may fall behind before it
-/// misses some (it then only loses completion lines, never correctness).
-const FINISHED_BACKLOG: usize = 256;
+/// How many finished-download events a display may fall behind before it
+/// misses some (it then only loses completion lines, never correctness). The
+/// line display collects them once a second.
+const FINISHED_BACKLOG: usize = 1024;
 
 /// Shared handle to the registry of active downloads; cheap to clone.
 #[derive(Clone)]
