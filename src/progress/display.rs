@@ -194,6 +194,17 @@ mod tests {
     }
 
     impl Captured {
+        /// Log lines on this thread go here (without colours) until the guard drops.
+        fn as_default() -> (Captured, tracing::subscriber::DefaultGuard) {
+            let logs = Captured::default();
+            let writer = logs.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_writer(move || writer.clone())
+                .with_ansi(false)
+                .finish();
+            (logs, tracing::subscriber::set_default(subscriber))
+        }
+
         fn text(&self) -> String {
             String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
         }
@@ -202,13 +213,7 @@ mod tests {
     // A current-thread runtime: the display task logs through this thread's subscriber.
     #[tokio::test]
     async fn lines_log_each_completion_and_stop_promptly() {
-        let logs = Captured::default();
-        let writer = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .finish();
-        let _guard = tracing::subscriber::set_default(subscriber);
+        let (logs, _guard) = Captured::as_default();
         let progress = Progress::new();
         let display = Display::start(&Output::Lines, &progress);
         let ok = progress.start("example.com/a@v1.0.0");
@@ -251,13 +256,7 @@ mod tests {
 
     #[tokio::test]
     async fn completions_still_queued_at_stop_are_written() {
-        let logs = Captured::default();
-        let writer = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .finish();
-        let _guard = tracing::subscriber::set_default(subscriber);
+        let (logs, _guard) = Captured::as_default();
         let progress = Progress::new();
         let display = Display::start(&Output::Lines, &progress);
         tokio::task::yield_now().await;
