@@ -8,18 +8,12 @@ use std::time::Duration;
 
 use support::go::{GoEnv, go_ok};
 use support::prometheus::parse;
-use support::{FakeUpstream, Module, TestProxy};
+use support::{FakeUpstream, Module, TestProxy, poll_until};
 
-async fn wait_for_hits(upstream: &FakeUpstream, path: &str, hits: usize) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while upstream.hits(path) < hits {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{path} was fetched {} times, expected {hits}",
-            upstream.hits(path)
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+/// Waits (up to ten seconds) until the upstream was asked for `path` once.
+async fn wait_for_fetch(upstream: &FakeUpstream, path: &str) {
+    let hits = poll_until(|| std::future::ready(upstream.hits(path)), |n| *n >= 1).await;
+    assert_eq!(hits, 1, "{path}");
 }
 
 async fn prefetches(proxy: &TestProxy, result: &str) -> f64 {
@@ -28,6 +22,12 @@ async fn prefetches(proxy: &TestProxy, result: &str) -> f64 {
     exposition
         .get("goproxy_prefetches_total", &[("result", result)])
         .unwrap_or(0.0)
+}
+
+/// The prefetch counter for `result` once it reached `at_least`: a
+/// prefetch is counted after the requests it served were answered.
+async fn prefetches_reaching(proxy: &TestProxy, result: &str, at_least: f64) -> f64 {
+    poll_until(|| prefetches(proxy, result), |n| *n >= at_least).await
 }
 
 #[tokio::test]
@@ -40,8 +40,8 @@ async fn a_fetched_mod_brings_its_info_and_zip() {
     let first = proxy.get(&m.url_path("mod")).await;
     assert_eq!(first.headers()["x-goproxy-cache"], "miss");
     assert_eq!(first.bytes().await.unwrap(), m.go_mod);
-    wait_for_hits(&upstream, &m.url_path("info"), 1).await;
-    wait_for_hits(&upstream, &m.url_path("zip"), 1).await;
+    wait_for_fetch(&upstream, &m.url_path("info")).await;
+    wait_for_fetch(&upstream, &m.url_path("zip")).await;
 
     for (ext, body) in [("info", &m.info), ("zip", &m.zip)] {
         // Either stored already or still being fetched: never a second fetch.
@@ -51,7 +51,7 @@ async fn a_fetched_mod_brings_its_info_and_zip() {
         assert_eq!(upstream.hits(&m.url_path(ext)), 1, "{ext}");
     }
     assert_eq!(upstream.hits(&m.url_path("mod")), 1);
-    assert_eq!(prefetches(&proxy, "fetched").await, 2.0);
+    assert_eq!(prefetches_reaching(&proxy, "fetched", 2.0).await, 2.0);
     let dir = proxy.cache.path().join("example.com/ahead/@v");
     assert_eq!(std::fs::read(dir.join("v1.0.0.zip")).unwrap(), m.zip);
 }
@@ -65,15 +65,9 @@ async fn what_is_cached_already_is_not_fetched_again() {
 
     assert_eq!(proxy.get(&m.url_path("zip")).await.status(), 200);
     assert_eq!(proxy.get(&m.url_path("mod")).await.status(), 200);
-    wait_for_hits(&upstream, &m.url_path("info"), 1).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while prefetches(&proxy, "cached").await < 1.0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no cached prefetch counted"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_for_fetch(&upstream, &m.url_path("info")).await;
+    assert_eq!(prefetches_reaching(&proxy, "cached", 1.0).await, 1.0);
+    assert_eq!(prefetches_reaching(&proxy, "fetched", 1.0).await, 1.0);
     assert_eq!(upstream.hits(&m.url_path("zip")), 1);
     // A `.mod` served from the cache starts nothing.
     let again = proxy.get(&m.url_path("mod")).await;

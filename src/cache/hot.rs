@@ -64,25 +64,10 @@ impl HotCache {
         Some(HotCache { entries })
     }
 
-    /// The copy of `key`, if one is kept. With `ttl` (a mutable artifact), only
-    /// while [`is_fresh`]: an outdated copy is dropped, and the caller reads the
-    /// file (and offers what it finds, replacing the copy).
-    pub fn get(&self, key: &str, ttl: Option<Duration>) -> Option<Object> {
-        let entry = self.entries.get(key)?;
-        if let Some(ttl) = ttl
-            && !is_fresh(&entry.meta, ttl)
-        {
-            self.entries.invalidate(key);
-            return None;
-        }
-        Some(Object {
-            meta: entry.meta,
-            body: ObjectBody::Bytes(entry.bytes),
-        })
-    }
-
-    /// The copy kept under `skey` and the request it answers; a mutable
-    /// artifact's only while fresh under `list_ttl` (see [`get`](Self::get)).
+    /// The copy kept under `skey` and the request it answers. A mutable
+    /// artifact's (lists, `@latest`) only while [`is_fresh`] under `list_ttl`:
+    /// an outdated copy is dropped, and the caller reads the file (and offers
+    /// what it finds, replacing the copy).
     pub fn hit(&self, skey: &str, list_ttl: Duration) -> Option<(Arc<HotRoute>, Object)> {
         let entry = self.entries.get(skey)?;
         if !entry.route.key.is_immutable() && !is_fresh(&entry.meta, list_ttl) {
@@ -166,6 +151,11 @@ mod tests {
         }
     }
 
+    /// The bytes-only view of [`HotCache::hit`].
+    fn get(hot: &HotCache, skey: &str, list_ttl: Duration) -> Option<Object> {
+        hot.hit(skey, list_ttl).map(|(_, object)| object)
+    }
+
     fn body(object: Object) -> Bytes {
         match object.body {
             ObjectBody::Bytes(b) => b,
@@ -176,14 +166,14 @@ mod tests {
     #[test]
     fn keeps_small_objects_and_forgets_removed_ones() {
         let hot = HotCache::new(1 << 20).unwrap();
-        assert!(hot.get("example.com/a/@v/v1.0.0.mod", None).is_none());
+        assert!(get(&hot, "example.com/a/@v/v1.0.0.mod", Duration::ZERO).is_none());
         let back = offer(&hot, "example.com/a/@v/v1.0.0.mod", object(10));
         assert_eq!(body(back).len(), 10);
-        let hit = hot.get("example.com/a/@v/v1.0.0.mod", None).expect("kept");
+        let hit = get(&hot, "example.com/a/@v/v1.0.0.mod", Duration::ZERO).expect("kept");
         assert_eq!(hit.meta.size, 10);
         assert_eq!(body(hit), Bytes::from(vec![7u8; 10]));
         hot.remove("example.com/a/@v/v1.0.0.mod");
-        assert!(hot.get("example.com/a/@v/v1.0.0.mod", None).is_none());
+        assert!(get(&hot, "example.com/a/@v/v1.0.0.mod", Duration::ZERO).is_none());
     }
 
     #[test]
@@ -195,7 +185,7 @@ mod tests {
             "example.com/big/@v/v1.0.0.zip",
             object(MAX_ENTRY as usize + 1),
         );
-        assert!(hot.get("example.com/big/@v/v1.0.0.zip", None).is_none());
+        assert!(get(&hot, "example.com/big/@v/v1.0.0.zip", Duration::ZERO).is_none());
     }
 
     #[test]
@@ -224,16 +214,11 @@ mod tests {
             "example.com/m/@v/list",
             object_at(10, now - Duration::from_secs(30)),
         );
-        let hit = hot
-            .get("example.com/m/@v/list", Some(ttl))
-            .expect("fresh copy served");
+        let hit = get(&hot, "example.com/m/@v/list", ttl).expect("fresh copy served");
         assert_eq!(body(hit).len(), 10);
         // The same copy is outdated under a shorter TTL: not served, and dropped.
-        assert!(
-            hot.get("example.com/m/@v/list", Some(Duration::from_secs(10)))
-                .is_none()
-        );
-        assert!(hot.get("example.com/m/@v/list", Some(ttl)).is_none());
+        assert!(get(&hot, "example.com/m/@v/list", Duration::from_secs(10)).is_none());
+        assert!(get(&hot, "example.com/m/@v/list", ttl).is_none());
 
         // A refreshed file offered again replaces the outdated copy.
         offer(
@@ -241,10 +226,10 @@ mod tests {
             "example.com/m/@v/list",
             object_at(10, now - Duration::from_secs(90)),
         );
-        assert!(hot.get("example.com/m/@v/list", Some(ttl)).is_none());
+        assert!(get(&hot, "example.com/m/@v/list", ttl).is_none());
         offer(&hot, "example.com/m/@v/list", object_at(12, now));
         assert_eq!(
-            body(hot.get("example.com/m/@v/list", Some(ttl)).unwrap()).len(),
+            body(get(&hot, "example.com/m/@v/list", ttl).unwrap()).len(),
             12
         );
     }

@@ -231,11 +231,8 @@ impl Fetcher {
             name: key.display_name(),
             source,
         };
-        // Mutable artifacts (lists, `@latest`) are served from memory only
-        // while fresh by the rule `is_fresh` applies to their files.
-        let ttl = (!key.is_immutable()).then_some(self.settings.list_ttl);
         let hot = self.hot.as_ref();
-        if let Some(object) = hot.and_then(|hot| hot.get(&skey, ttl)) {
+        if let Some((_, object)) = self.hot_hit(&skey) {
             return Ok(Resolved {
                 object,
                 outcome: CacheOutcome::Hit,

@@ -65,11 +65,7 @@ impl Fetcher {
     /// counted, and the client's own request tries again.
     async fn fetch_ahead(self: &Arc<Self>, key: &ArtifactKey) {
         let skey = key.storage_key();
-        let in_memory = self
-            .hot
-            .as_ref()
-            .is_some_and(|hot| hot.get(&skey, None).is_some());
-        if in_memory
+        if self.hot_hit(&skey).is_some()
             || self.negative.contains(key)
             || matches!(self.storage.head(&skey).await, Ok(Some(_)))
         {
